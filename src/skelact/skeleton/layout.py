@@ -1,0 +1,266 @@
+"""Joint layouts as data.
+
+A layout names the joints of a skeleton, how they connect, which joint is the centre, the body parts (SkeletonMAE
+masks whole parts) and the left/right pairs (for flipping). Built-in layouts are YAML files shipped in
+``skelact/skeleton/layouts/``; a user adds a skeleton by writing the same small YAML file, never by editing code.
+
+The YAML form::
+
+    name: my_skeleton
+    description: free text
+    joints: [pelvis, spine, neck, head, l_shoulder, ...]   # order = the joint axis V of the data
+    bones:                                                # undirected, must form a tree over all joints
+      - [spine, pelvis]
+      - ...
+    # or, instead of bones, a parent list (one entry per joint; the centre is its own parent, or null):
+    # parents: [null, pelvis, spine, ...]
+    center: neck                                           # the root of the tree (ST-GCN's "centre of gravity")
+    extra_edges: []                                        # optional non-tree edges, used by graphs only
+    parts: {torso: [pelvis, spine, neck], head: [head], ...}
+    flip_pairs: [[l_shoulder, r_shoulder], ...]
+
+Joints may be referred to by name or by 0-based index everywhere. Bones are oriented towards the centre by a
+breadth-first walk, so ``parents[v]`` is the neighbour of ``v`` one hop closer to the centre; this is the
+"inward" direction of 2s-AGCN / CTR-GCN and the bone vector of the bone modality is ``x[v] - x[parents[v]]``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from os import PathLike
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from skelact.errors import LayoutError
+
+_BUILTIN_PACKAGE = "skelact.skeleton.layouts"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """An immutable joint layout. Build it with :func:`get_layout`, :func:`load_layout` or :meth:`from_dict`."""
+
+    name: str
+    joints: tuple[str, ...]
+    parents: tuple[int, ...]
+    center: int
+    parts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    flip_pairs: tuple[tuple[int, int], ...] = ()
+    extra_edges: tuple[tuple[int, int], ...] = ()
+    description: str = ""
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joints)
+
+    @property
+    def bones(self) -> tuple[tuple[int, int], ...]:
+        """The ``V - 1`` tree edges as ``(child, parent)`` pairs, child further from the centre."""
+        return tuple((v, p) for v, p in enumerate(self.parents) if v != self.center)
+
+    @property
+    def edges(self) -> tuple[tuple[int, int], ...]:
+        """All graph edges (tree bones then extra edges) as ``(i, j)`` pairs; undirected in meaning."""
+        return self.bones + tuple(self.extra_edges)
+
+    def index(self, joint: str | int) -> int:
+        """The 0-based index of a joint given by name or index."""
+        return _resolve_joint(joint, self.joints, self.name, "joint")
+
+    def flip_permutation(self) -> np.ndarray:
+        """Index array that swaps every left/right pair: ``x[..., perm, :]`` is the mirrored skeleton's joints."""
+        perm = np.arange(self.num_joints)
+        for a, b in self.flip_pairs:
+            perm[a], perm[b] = b, a
+        return perm
+
+    def part_of_joint(self) -> np.ndarray:
+        """For each joint, the index of the first part (in ``parts`` order) that contains it, or -1."""
+        owner = np.full(self.num_joints, -1, dtype=np.int64)
+        for k, members in enumerate(self.parts.values()):
+            for j in members:
+                if owner[j] < 0:
+                    owner[j] = k
+        return owner
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form, by joint name; ``Layout.from_dict(l.to_dict())`` equals ``l``."""
+        names = self.joints
+        d: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "joints": list(names),
+            "bones": [[names[c], names[p]] for c, p in self.bones],
+            "center": names[self.center],
+            "parts": {k: [names[j] for j in v] for k, v in self.parts.items()},
+            "flip_pairs": [[names[a], names[b]] for a, b in self.flip_pairs],
+        }
+        if self.extra_edges:
+            d["extra_edges"] = [[names[a], names[b]] for a, b in self.extra_edges]
+        return d
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], source: str | PathLike | None = None) -> "Layout":
+        """Validate a layout description and build it. Errors name ``source`` and the offending field."""
+        src = None if source is None else str(source)
+        if not isinstance(spec, Mapping):
+            raise LayoutError(f"expected a mapping with joints/bones/center, got {type(spec).__name__}", src)
+        known = {"name", "description", "joints", "bones", "parents", "center", "parts", "flip_pairs",
+                 "extra_edges"}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise LayoutError(f"unknown key(s) {unknown}; expected some of {sorted(known)}", src, unknown[0])
+        name = str(spec.get("name") or (Path(src).stem if src else "custom"))
+        joints_raw = spec.get("joints")
+        if not isinstance(joints_raw, (list, tuple)) or not joints_raw:
+            raise LayoutError("must be a non-empty list of joint names", src, "joints")
+        joints = tuple(str(j) for j in joints_raw)
+        dup = sorted({j for j in joints if joints.count(j) > 1})
+        if dup:
+            raise LayoutError(f"duplicate joint name(s) {dup}", src, "joints")
+        num = len(joints)
+
+        def joint(ref: Any, where: str) -> int:
+            return _resolve_joint(ref, joints, src, where)
+
+        if "center" not in spec:
+            raise LayoutError("missing: name or index of the centre joint", src, "center")
+        center = joint(spec["center"], "center")
+
+        has_bones, has_parents = "bones" in spec, "parents" in spec
+        if has_bones == has_parents:
+            raise LayoutError("give exactly one of 'bones' (list of joint pairs) or 'parents'", src, "bones")
+        if has_bones:
+            undirected = _pairs(spec["bones"], joint, src, "bones")
+        else:
+            plist = spec["parents"]
+            if not isinstance(plist, (list, tuple)) or len(plist) != num:
+                raise LayoutError(f"must list one parent per joint ({num})", src, "parents")
+            undirected = []
+            for v, p in enumerate(plist):
+                if p is None:
+                    continue
+                pi = joint(p, f"parents[{v}]")
+                if pi != v:
+                    undirected.append((v, pi))
+        parents = _orient_tree(undirected, num, center, joints, src)
+
+        parts_raw = spec.get("parts") or {}
+        if not isinstance(parts_raw, Mapping):
+            raise LayoutError("must map part names to joint lists", src, "parts")
+        parts = {}
+        for pname, members in parts_raw.items():
+            if not isinstance(members, (list, tuple)) or not members:
+                raise LayoutError("must be a non-empty list of joints", src, f"parts.{pname}")
+            parts[str(pname)] = tuple(joint(m, f"parts.{pname}") for m in members)
+        flip_pairs = tuple(_pairs(spec.get("flip_pairs") or [], joint, src, "flip_pairs"))
+        seen: set[int] = set()
+        for a, b in flip_pairs:
+            if a == b or a in seen or b in seen:
+                raise LayoutError(f"joint pair ({joints[a]}, {joints[b]}) repeats a joint", src, "flip_pairs")
+            seen.update((a, b))
+        tree = {frozenset(e) for e in undirected}
+        extra = tuple(e for e in _pairs(spec.get("extra_edges") or [], joint, src, "extra_edges")
+                      if frozenset(e) not in tree)
+        return cls(name=name, joints=joints, parents=tuple(parents), center=center, parts=parts,
+                   flip_pairs=flip_pairs, extra_edges=extra, description=str(spec.get("description") or ""))
+
+
+def _resolve_joint(ref: Any, joints: tuple[str, ...], src: str | None, where: str) -> int:
+    if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
+        if 0 <= int(ref) < len(joints):
+            return int(ref)
+        raise LayoutError(f"joint index {ref} is out of range 0..{len(joints) - 1}", src, where)
+    if isinstance(ref, str) and ref in joints:
+        return joints.index(ref)
+    raise LayoutError(f"unknown joint {ref!r}", src, where)
+
+
+def _pairs(raw: Any, joint, src: str | None, where: str) -> list[tuple[int, int]]:
+    if not isinstance(raw, (list, tuple)):
+        raise LayoutError("must be a list of [joint, joint] pairs", src, where)
+    out = []
+    for k, pair in enumerate(raw):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise LayoutError(f"entry {pair!r} is not a [joint, joint] pair", src, f"{where}[{k}]")
+        out.append((joint(pair[0], f"{where}[{k}]"), joint(pair[1], f"{where}[{k}]")))
+    return out
+
+
+def _orient_tree(edges: list[tuple[int, int]], num: int, center: int, joints, src) -> list[int]:
+    """Parent of each joint on the shortest path to ``center``; the edges must form a spanning tree."""
+    for a, b in edges:
+        if a == b:
+            raise LayoutError(f"bone ({joints[a]}, {joints[a]}) joins a joint to itself", src, "bones")
+    if len({frozenset(e) for e in edges}) != len(edges):
+        raise LayoutError("a bone is listed twice", src, "bones")
+    if len(edges) != num - 1:
+        raise LayoutError(f"{len(edges)} bones for {num} joints: bones must form a tree ({num - 1} bones); "
+                          "put additional connections under 'extra_edges'", src, "bones")
+    neighbours: list[list[int]] = [[] for _ in range(num)]
+    for a, b in edges:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    parents = [-1] * num
+    parents[center] = center
+    queue = deque([center])
+    while queue:
+        v = queue.popleft()
+        for u in neighbours[v]:
+            if parents[u] < 0:
+                parents[u] = v
+                queue.append(u)
+    unreached = [joints[v] for v in range(num) if parents[v] < 0]
+    if unreached:
+        raise LayoutError(f"joint(s) {unreached} are not connected to the centre {joints[center]!r}", src, "bones")
+    return parents
+
+
+def available_layouts() -> list[str]:
+    """Names of the built-in layouts."""
+    files = resources.files(_BUILTIN_PACKAGE).iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
+
+
+def load_layout(path: str | PathLike) -> Layout:
+    """Read a user layout from a YAML file."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise LayoutError(f"cannot read layout file ({e.strerror or e})", p) from None
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        raise LayoutError(f"not valid YAML ({getattr(e, 'problem', e)})", p, where) from None
+    return Layout.from_dict(spec, source=p)
+
+
+@lru_cache(maxsize=None)
+def _builtin(name: str) -> Layout:
+    import yaml
+
+    res = resources.files(_BUILTIN_PACKAGE).joinpath(f"{name}.yaml")
+    return Layout.from_dict(yaml.safe_load(res.read_text()), source=f"<built-in layout {name}>")
+
+
+def get_layout(name_or_path: "str | PathLike | Layout") -> Layout:
+    """A built-in layout by name (see :func:`available_layouts`), or a user layout from a YAML path."""
+    if isinstance(name_or_path, Layout):
+        return name_or_path
+    key = str(name_or_path)
+    if key in available_layouts():
+        return _builtin(key)
+    if key.endswith((".yaml", ".yml")) or Path(key).is_file():
+        return load_layout(key)
+    raise LayoutError(f"unknown layout {key!r}; built-in layouts are {available_layouts()} "
+                      "or give the path of a layout YAML file")

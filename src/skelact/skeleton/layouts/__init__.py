@@ -1,0 +1,1 @@
+"""Built-in joint layouts, one YAML file each (data, not code)."""
