@@ -38,8 +38,12 @@ class Source(ABC):
         """Parse one item; raise :class:`skelact.errors.DataError` naming the file and field on bad input."""
 
     @abstractmethod
-    def class_names(self) -> list[str]:
-        """Human-readable class names, indexed by label."""
+    def class_names(self) -> list[str] | None:
+        """Human-readable class names, indexed by label.
+
+        ``None`` when the names are only known from the samples themselves: the store then takes them from each
+        record's ``meta["label_name"]`` (and names a class it never saw ``class_<k>``).
+        """
 
     def split_names(self) -> list[str]:
         """Names of the standard splits (from :mod:`skelact.data.splits`) that apply to this source."""
