@@ -49,7 +49,9 @@ class Layout:
     joints: tuple[str, ...]
     parents: tuple[int, ...]
     center: int
-    parts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # A dict is unhashable; parts are derived data for equality purposes too, so leave them out of the hash
+    # and keep Layout usable as a cache key.
+    parts: Mapping[str, tuple[int, ...]] = field(default_factory=dict, hash=False)
     flip_pairs: tuple[tuple[int, int], ...] = ()
     extra_edges: tuple[tuple[int, int], ...] = ()
     description: str = ""
@@ -148,7 +150,7 @@ class Layout:
                 pi = joint(p, f"parents[{v}]")
                 if pi != v:
                     undirected.append((v, pi))
-        parents = _orient_tree(undirected, num, center, joints, src)
+        parents = _orient_tree(undirected, num, center, joints, src, "bones" if has_bones else "parents")
 
         parts_raw = spec.get("parts") or {}
         if not isinstance(parts_raw, Mapping):
@@ -192,18 +194,26 @@ def _pairs(raw: Any, joint, src: str | None, where: str) -> list[tuple[int, int]
     return out
 
 
-def _orient_tree(edges: list[tuple[int, int]], num: int, center: int, joints, src) -> list[int]:
-    """Parent of each joint on the shortest path to ``center``; the edges must form a spanning tree."""
-    for a, b in edges:
-        if a == b:
-            raise LayoutError(f"bone ({joints[a]}, {joints[a]}) joins a joint to itself", src, "bones")
-    if len({frozenset(e) for e in edges}) != len(edges):
-        raise LayoutError("a bone is listed twice", src, "bones")
-    if len(edges) != num - 1:
-        raise LayoutError(f"{len(edges)} bones for {num} joints: bones must form a tree ({num - 1} bones); "
-                          "put additional connections under 'extra_edges'", src, "bones")
+def _orient_tree(edges: list[tuple[int, int]], num: int, center: int, joints, src,
+                 where: str = "bones") -> list[int]:
+    """Parent of each joint on the shortest path to ``center``; the edges must form a spanning tree.
+
+    Problems are reported in the order a user can fix them: a self-loop or repeated bone, then the first bone
+    that closes a cycle (with the cycle spelled out), then the joints left unconnected.
+    """
+    seen: set[frozenset[int]] = set()
     neighbours: list[list[int]] = [[] for _ in range(num)]
     for a, b in edges:
+        if a == b:
+            raise LayoutError(f"bone ({joints[a]}, {joints[a]}) joins a joint to itself", src, where)
+        if frozenset((a, b)) in seen:
+            raise LayoutError(f"bone ({joints[a]}, {joints[b]}) is listed twice", src, where)
+        cycle = _path(neighbours, b, a)
+        if cycle is not None:
+            loop = " - ".join(joints[v] for v in [a] + cycle)
+            raise LayoutError(f"bone ({joints[a]}, {joints[b]}) closes the cycle {loop}; bones must form a tree, "
+                              "put additional connections under 'extra_edges'", src, where)
+        seen.add(frozenset((a, b)))
         neighbours[a].append(b)
         neighbours[b].append(a)
     parents = [-1] * num
@@ -217,8 +227,27 @@ def _orient_tree(edges: list[tuple[int, int]], num: int, center: int, joints, sr
                 queue.append(u)
     unreached = [joints[v] for v in range(num) if parents[v] < 0]
     if unreached:
-        raise LayoutError(f"joint(s) {unreached} are not connected to the centre {joints[center]!r}", src, "bones")
+        raise LayoutError(f"joint(s) {unreached} are not connected to the centre {joints[center]!r}", src, where)
     return parents
+
+
+def _path(neighbours: list[list[int]], start: int, goal: int) -> list[int] | None:
+    """Joints on the path from ``start`` to ``goal`` in the forest built so far, or None if not connected."""
+    previous = {start: start}
+    queue = deque([start])
+    while queue:
+        v = queue.popleft()
+        if v == goal:
+            path = [v]
+            while v != start:
+                v = previous[v]
+                path.append(v)
+            return path[::-1]
+        for u in neighbours[v]:
+            if u not in previous:
+                previous[u] = v
+                queue.append(u)
+    return None
 
 
 def available_layouts() -> list[str]:
