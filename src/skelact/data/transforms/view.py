@@ -1,0 +1,169 @@
+"""View normalisation: move, turn and rescale a skeleton into a canonical frame before augmentation.
+
+A person whose joints are all exactly zero in a frame is absent there (padding, a missing second person); these
+transforms leave such slots at zero, so an absent person never turns into a ghost at minus the centre.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from skelact.data.transforms.registry import bad_argument, register_transform
+from skelact.data.transforms.rotation import linear_map, rotation_onto
+from skelact.data.transforms.sample import (
+    Sample,
+    as_float32,
+    get_keypoints,
+    get_layout_of,
+    get_scores,
+    absent_person_frames,
+    require_coords,
+    sample_name,
+    updated,
+)
+from skelact.errors import DataError
+
+
+def _joint_ref(owner: str, argument: str, value: Any) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise bad_argument(owner, argument, f"expected a joint name or index, got {value!r}")
+    return value
+
+
+def _resolve(sample: Sample, kp: np.ndarray, ref: int | str, who: str) -> int:
+    """A joint given by index, or by name through the sample's layout; checked against ``V``."""
+    if isinstance(ref, str):
+        return get_layout_of(sample, kp, who).index(ref)
+    v = kp.shape[2]
+    if not -v <= ref < v:
+        raise DataError(f"{who}: joint index {ref} is out of range for {v} joints", sample_name(sample), "keypoints")
+    return ref % v
+
+
+@register_transform
+class CenterOnJoint:
+    """Subtract one joint's position from every joint.
+
+    ``frame='first'`` (CTR-GCN's NW-UCLA feeder: joint 1, the spine, of the first frame) uses the first person's
+    joint in the first frame where that person is present, for everyone and every frame; ``frame='each'`` centres
+    every person's every frame on its own joint. ``joint`` is an index or (with a layout) a joint name.
+    """
+
+    def __init__(self, joint: int | str = 1, frame: str = "first"):
+        self.joint = _joint_ref("CenterOnJoint", "joint", joint)
+        if frame not in ("first", "each"):
+            raise bad_argument("CenterOnJoint", "frame", f"expected 'first' or 'each', got {frame!r}")
+        self.frame = frame
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        kp = get_keypoints(sample, "CenterOnJoint")
+        j = _resolve(sample, kp, self.joint, "CenterOnJoint")
+        x = kp.astype(np.float64)
+        absent = absent_person_frames(kp)[..., None, None]
+        if self.frame == "each":
+            centre = x[:, :, j:j + 1, :]
+        else:
+            present = np.flatnonzero(~absent[0, :, 0, 0])
+            if present.size == 0:
+                raise DataError("CenterOnJoint: the first person is absent from every frame", sample_name(sample),
+                                "keypoints")
+            centre = x[0, present[0], j]
+        return updated(sample, keypoints=as_float32(np.where(absent, 0.0, x - centre)))
+
+    def __repr__(self) -> str:
+        return f"CenterOnJoint(joint={self.joint!r}, frame={self.frame!r})"
+
+
+@register_transform
+class MinMaxNormalize:
+    """Per-axis min-max scaling of the whole sample to ``[-1, 1]``, as CTR-GCN's NW-UCLA feeder does after its view
+    transform: ``2 (x - min) / (max - min) - 1`` with min and max over all frames and joints of that axis.
+
+    Absent people neither count nor move. An axis with no spread (CTR-GCN would divide by zero) maps to 0.
+    """
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        kp = get_keypoints(sample, "MinMaxNormalize")
+        present = ~absent_person_frames(kp)
+        if not present.any():
+            return sample
+        x = kp.astype(np.float64)
+        values = x[present].reshape(-1, x.shape[-1])
+        low, high = values.min(axis=0), values.max(axis=0)
+        spread = high - low
+        safe = np.where(spread > 0, spread, 1.0)
+        scaled = np.where(spread > 0, 2.0 * (x - low) / safe - 1.0, 0.0)
+        return updated(sample, keypoints=as_float32(np.where(present[..., None, None], scaled, 0.0)))
+
+    def __repr__(self) -> str:
+        return "MinMaxNormalize()"
+
+
+@register_transform
+class PreNormalize3D:
+    """pyskl's ``PreNormalize3D`` (``pyskl/datasets/pipelines/pose_related.py``, after 2s-AGCN's pre-processing).
+
+    1. Keep the frames in which the main person (the one present in the most frames; the first on a tie) is
+       present, and put that person first.
+    2. ``align_center``: subtract the main person's ``center`` joint in the first kept frame from every present
+       joint (default as pyskl: joint 1, the NTU spine middle, for 25-joint skeletons, else the last joint).
+    3. ``align_spine``: rotate everything so the main person's first-frame ``spine`` vector (bottom -> top, NTU
+       joints 0 -> 1) points along +z, then so its ``shoulders`` vector (first -> second, NTU right shoulder 8 ->
+       left shoulder 4, i.e. ``x[8] - x[4]``) points along +x. The second turn may tilt the spine off z again;
+       that is pyskl's behaviour.
+
+    Joints are indices or (with a layout) names. An all-zero sample is returned unchanged.
+    """
+
+    def __init__(self, spine: Any = (0, 1), shoulders: Any = (8, 4), center: int | str | None = None,
+                 align_center: bool = True, align_spine: bool = True):
+        self.spine = self._pair("spine", spine)
+        self.shoulders = self._pair("shoulders", shoulders)
+        self.center = None if center is None else _joint_ref("PreNormalize3D", "center", center)
+        for name, flag in (("align_center", align_center), ("align_spine", align_spine)):
+            if not isinstance(flag, bool):
+                raise bad_argument("PreNormalize3D", name, f"expected true or false, got {flag!r}")
+        self.align_center = align_center
+        self.align_spine = align_spine
+
+    @staticmethod
+    def _pair(argument: str, value: Any) -> tuple[int | str, int | str]:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise bad_argument("PreNormalize3D", argument, f"expected two joints [from, to], got {value!r}")
+        return (_joint_ref("PreNormalize3D", argument, value[0]), _joint_ref("PreNormalize3D", argument, value[1]))
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        who = "PreNormalize3D"
+        kp = get_keypoints(sample, who)
+        require_coords(sample, kp, (3,), who)
+        if not np.any(kp != 0):
+            return sample
+        scores = get_scores(sample, kp, who)
+        present_frames = ~np.all(np.isclose(kp, 0.0), axis=(2, 3))  # [M, T], pyskl's test
+        counts = present_frames.sum(axis=1)
+        main = int(np.argmax(counts))
+        order = [main] + [m for m in range(kp.shape[0]) if m != main]
+        frames = np.flatnonzero(present_frames[main])
+        x = kp[order][:, frames].astype(np.float64)
+        if self.align_center:
+            if self.center is None:
+                c = 1 if x.shape[2] == 25 else x.shape[2] - 1
+            else:
+                c = _resolve(sample, kp, self.center, who)
+            present = np.any(x != 0, axis=-1, keepdims=True)
+            x = (x - x[0, 0, c].copy()) * present
+        if self.align_spine:
+            bottom, top = (_resolve(sample, kp, j, who) for j in self.spine)
+            x = linear_map(x, rotation_onto(x[0, 0, top] - x[0, 0, bottom], [0.0, 0.0, 1.0]))
+            first, second = (_resolve(sample, kp, j, who) for j in self.shoulders)
+            x = linear_map(x, rotation_onto(x[0, 0, first] - x[0, 0, second], [1.0, 0.0, 0.0]))
+        out = updated(sample, keypoints=as_float32(x))
+        if scores is not None:
+            out["scores"] = as_float32(scores[order][:, frames])
+        return out
+
+    def __repr__(self) -> str:
+        return (f"PreNormalize3D(spine={list(self.spine)}, shoulders={list(self.shoulders)}, center={self.center!r},"
+                f" align_center={self.align_center}, align_spine={self.align_spine})")
