@@ -1,0 +1,364 @@
+"""Convert a foreign dataset into a store: ``skelact prepare FORMAT SRC OUT``.
+
+Items are parsed in parallel worker processes (chunks of items, results taken in submission order through a
+bounded window, so sample order is the source's ``items()`` order whatever the number of workers) and streamed
+into a :class:`~skelact.data.store.StoreWriter` as they arrive; no list of records is ever built and at most a
+window of records is in flight, so memory stays flat for NTU-120's 114k files. An item that fails
+(:class:`~skelact.errors.DataError`, or any other exception from a reader, whose type is then named) is skipped
+and reported, never silently: the report lists ``{file, reason}`` and the store's manifest keeps the list as
+``rejected``. If every item fails, nothing is written and the first reason is raised. The store is built under a
+temporary name beside OUT and renamed into place only when complete, so Ctrl-C or a crash leaves no partial OUT.
+"""
+
+from __future__ import annotations
+
+import inspect
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelact.data.sequence import SkeletonSequence
+from skelact.data.sources import open_source, source_class
+from skelact.data.sources.base import Source
+from skelact.data.splits import (SplitBuilder, read_split_file, resolve_named_splits, short_names)
+from skelact.data.store import (MANIFEST, FORMAT_NAME, StoreWriter, commit_directory, temporary_sibling)
+from skelact.errors import DataError, SkelactError, StoreError
+from skelact.skeleton.layout import Layout, get_layout
+
+
+@dataclass
+class PrepareReport:
+    """What :func:`prepare` did. ``rejected`` holds ``{"file", "reason"}`` for every skipped item."""
+
+    out: Path
+    format: str
+    source: str
+    num_items: int
+    num_samples: int
+    total_frames: int
+    seconds: float
+    workers: int
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    splits: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def files_per_second(self) -> float:
+        return self.num_items / self.seconds if self.seconds > 0 else float("inf")
+
+    def summary(self, max_rejected: int = 20) -> str:
+        """Human-readable lines for the end of ``skelact prepare``."""
+        lines = [f"wrote {self.num_samples} samples ({self.total_frames} frames) from {self.num_items} "
+                 f"{self.format} item(s) to {self.out} in {self.seconds:.1f} s "
+                 f"({self.files_per_second:.0f} files/s, {self.workers} worker(s))"]
+        for split, subsets in self.splits.items():
+            lines.append(f"split {split}: " + ", ".join(f"{k} {v}" for k, v in subsets.items()))
+        for w in self.warnings:
+            lines.append(f"warning: {w}")
+        if self.rejected:
+            lines.append(f"rejected {len(self.rejected)} item(s):")
+            for r in self.rejected[:max_rejected]:
+                lines.append(f"  {r['file']}: {r['reason']}")
+            if len(self.rejected) > max_rejected:
+                lines.append(f"  ... and {len(self.rejected) - max_rejected} more (all are listed in "
+                             f"{self.out / MANIFEST} under 'rejected')")
+        return "\n".join(lines)
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# -- worker side ---------------------------------------------------------------------------------------------------
+
+_worker_state: dict[str, Any] = {}
+
+
+def _init_worker(source: Source, num_joints: int, max_persons: int | None, in_process: bool = False) -> None:
+    if not in_process:
+        # Ctrl-C goes to the whole process group; the parent handles it and terminates the pool.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker_state.update(source=source, num_joints=num_joints, max_persons=max_persons)
+
+
+def _read_item(item: Any) -> tuple[str, SkeletonSequence | None, str | None]:
+    """Parse one item in a worker: (file description, record or None, reason it was rejected or None)."""
+    source: Source = _worker_state["source"]
+    try:
+        where = source.describe(item)
+    except Exception:  # a describe() bug must not hide the item
+        where = str(item)
+    try:
+        seq = source.read(item)
+        if not isinstance(seq, SkeletonSequence):
+            raise DataError(f"reader returned {type(seq).__name__}, not a SkeletonSequence", where)
+        cap = _worker_state["max_persons"]
+        if cap is not None and seq.keypoints.shape[0] > cap:
+            seq.keypoints, seq.scores = seq.keypoints[:cap], seq.scores[:cap]
+        seq.validate(source=where, num_joints=_worker_state["num_joints"])
+    except SkelactError as e:
+        return where, None, _reason(e, where)
+    except Exception as e:  # noqa: BLE001 - a reader bug on one file must not end a 114k-file run
+        return where, None, f"{type(e).__name__}: {e}"
+    return where, seq, None
+
+
+def _reason(error: SkelactError, where: str) -> str:
+    """The error without the file name the report already shows."""
+    text = str(error)
+    prefix = f"{where}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _read_chunk(items: list[Any]) -> list[tuple[str, SkeletonSequence | None, str | None]]:
+    return [_read_item(item) for item in items]
+
+
+def ordered_results(pool: Any, items: list[Any], chunk: int,
+                    window: int) -> Iterator[tuple[str, SkeletonSequence | None, str | None]]:
+    """``_read_item`` over ``items`` in a worker pool, in order, with at most ``window`` chunks in flight.
+
+    ``Pool.imap`` queues every task at once and buffers finished results without limit when the writer falls
+    behind; this sliding window keeps at most ``window * chunk`` records in memory whatever the speeds.
+    """
+    starts = iter(range(0, len(items), chunk))
+    pending: deque = deque()
+
+    def submit() -> None:
+        start = next(starts, None)
+        if start is not None:
+            pending.append(pool.apply_async(_read_chunk, (items[start:start + chunk],)))
+
+    for _ in range(window):
+        submit()
+    while pending:
+        done = pending.popleft().get()
+        submit()
+        yield from done
+
+
+# -- parent side ---------------------------------------------------------------------------------------------------
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if not (out.exists() or out.is_symlink()):
+        if not out.parent.is_dir():
+            raise StoreError("parent directory does not exist", out.parent)
+        return
+    if not overwrite:
+        raise StoreError("already exists; pass --overwrite (overwrite=True) to replace it", out)
+    # --overwrite replaces a store or an empty folder, never an arbitrary directory given by mistake
+    if out.is_dir() and not out.is_symlink():
+        manifest = out / MANIFEST
+        is_store = manifest.is_file() and f'"{FORMAT_NAME}"' in manifest.read_text(errors="replace")[:4096]
+        if is_store or not any(out.iterdir()):
+            return
+    raise StoreError("exists and is not a skelact store; refusing to replace it even with --overwrite", out)
+
+
+def _resolve_layout(layout: str | PathLike | Layout | None, source: Source) -> Layout:
+    if layout is not None:
+        return get_layout(layout)
+    name = getattr(source, "layout", None)
+    if not name:
+        raise DataError(f"the {source.format!r} reader names no layout; pass --layout NAME_OR_YAML",
+                        source.root, "layout")
+    return get_layout(name)
+
+
+def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | None = None,
+            overwrite: bool = False, split_file: str | PathLike | None = None, progress: bool = True, *,
+            layout: str | PathLike | Layout | None = None, max_persons: int | None = None,
+            **source_options: Any) -> PrepareReport:
+    """Read every item of a ``fmt`` dataset under ``src`` and write the store directory ``out``.
+
+    ``workers``: processes that parse items (default: all cores; 1 parses in this process). ``layout`` overrides
+    the reader's joint layout (a built-in name, a YAML path or a :class:`Layout`); ``max_persons`` keeps the first
+    N persons of each sample (readers order persons most relevant first). Both are also passed to a reader that
+    takes an option of the same name (NTU then picks the most active bodies; arrays and pyskl need the layout).
+    ``split_file``: a user split (:func:`skelact.data.splits.read_split_file`); an unknown sample name in it is an
+    error. Remaining keyword arguments go to the reader. Returns a :class:`PrepareReport`; raises
+    :class:`SkelactError` subclasses only (and ``KeyboardInterrupt``, after removing the partial store).
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    _check_out(out, overwrite)
+    if max_persons is not None and int(max_persons) < 1:
+        raise DataError(f"must be at least 1, got {max_persons}", field="max_persons")
+    user_splits = read_split_file(split_file) if split_file is not None else None
+    reader = source_class(fmt)
+    if max_persons is not None and _accepts(reader, "max_persons"):
+        # the reader then chooses which persons to keep (NTU: the most active bodies), not just the first N
+        source_options = {**source_options, "max_persons": int(max_persons)}
+    if layout is not None and _accepts(reader, "layout"):
+        # readers of layout-less formats (arrays, pyskl) need it to check and label the data
+        source_options = {**source_options, "layout": layout}
+    source = open_source(fmt, src, **source_options)
+    store_layout = _resolve_layout(layout, source)
+    items = list(source.items())
+    if not items:
+        raise DataError(f"no {fmt} samples found", src)
+    n_workers = default_workers() if workers is None else int(workers)
+    if n_workers < 1:
+        raise DataError(f"must be at least 1, got {workers}", field="workers")
+    n_workers = min(n_workers, len(items))
+
+    class_names = source.class_names()
+    split_full_names = list(source.split_names())
+    builders = {name: SplitBuilder([name]) for name in split_full_names}
+    warnings: list[str] = []
+    rejected: list[dict[str, str]] = []
+    label_names: dict[int, str] = {}
+    total_frames = 0
+
+    tmp = temporary_sibling(out)
+    writer: StoreWriter | None = None
+    pool = None
+    bar = None
+    try:
+        writer = StoreWriter(tmp, store_layout)
+        init = (source, store_layout.num_joints, max_persons)
+        if n_workers == 1:
+            _init_worker(*init, in_process=True)
+            results = map(_read_item, items)
+        else:
+            pool = multiprocessing.get_context().Pool(n_workers, initializer=_init_worker, initargs=init)
+            chunk = max(1, min(32, len(items) // (n_workers * 8)))
+            results = ordered_results(pool, items, chunk, window=4 * n_workers)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), unit="file", desc=f"prepare {fmt}", disable=not progress, dynamic_ncols=True)
+        for where, seq, reason in results:
+            bar.update(1)
+            if seq is not None:
+                try:
+                    if class_names is not None and seq.label >= len(class_names):
+                        raise DataError(f"label {seq.label} is outside the {len(class_names)} classes of the "
+                                        "source", where, "label")
+                    index = writer.add(seq, file=where)
+                except DataError as e:
+                    seq, reason = None, _reason(e, where)
+                else:
+                    total_frames += seq.num_frames
+                    _collect_label_name(seq, label_names, warnings)
+                    for name in list(builders):
+                        try:
+                            builders[name].add(index, seq.meta, where)
+                        except DataError as e:
+                            warnings.append(f"split {name} not recorded: {e}")
+                            del builders[name]
+            if seq is None:
+                rejected.append({"file": where, "reason": reason or "unknown error"})
+                bar.set_postfix(rejected=len(rejected), refresh=False)
+        bar.close()
+        if pool is not None:
+            pool.close()
+            pool.join()
+            pool = None
+        if not len(writer):
+            first = rejected[0]
+            raise DataError(f"all {len(items)} item(s) failed; first: {first['file']}: {first['reason']}", src)
+
+        if class_names is None:
+            num_classes = max(max(label_names, default=-1), int(writer.labels.max())) + 1
+            class_names = [label_names.get(k, f"class_{k}") for k in range(num_classes)]
+        splits, split_sources = _gather_splits(source, builders, split_full_names, user_splits, split_file,
+                                               writer, warnings)
+        writer.close(class_names=list(class_names), splits=splits,
+                     source={"format": fmt, "path": str(Path(src).resolve()),
+                             "options": {k: _plain(v.name if isinstance(v, Layout) else v)
+                                         for k, v in source_options.items()}},
+                     rejected=rejected,
+                     extra={"split_sources": split_sources,
+                            "options": {"max_persons": max_persons,
+                                        "layout_override": None if layout is None else str(
+                                            layout.name if isinstance(layout, Layout) else layout)}})
+        commit_directory(tmp, out, overwrite=overwrite)
+    except BaseException as error:
+        if bar is not None:
+            bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        if writer is not None:
+            writer.abort()
+        if isinstance(error, OSError):  # disk full, no permission: say where, not a traceback
+            raise StoreError(f"cannot write the store ({error.strerror or error})", error.filename or out) from None
+        raise
+    return PrepareReport(out=out, format=fmt, source=str(src), num_items=len(items), num_samples=len(writer),
+                         total_frames=total_frames, seconds=time.perf_counter() - started, workers=n_workers,
+                         rejected=rejected,
+                         splits={s: {k: int(v.size) for k, v in sub.items()} for s, sub in splits.items()},
+                         warnings=warnings)
+
+
+def _collect_label_name(seq: SkeletonSequence, label_names: dict[int, str], warnings: list[str]) -> None:
+    name = seq.meta.get("label_name") if seq.meta else None
+    if name is None or seq.label < 0:
+        return
+    name = str(name)
+    known = label_names.setdefault(seq.label, name)
+    if known != name:
+        msg = f"label {seq.label} is named both {known!r} and {name!r} (e.g. {seq.name}); kept {known!r}"
+        if msg not in warnings:
+            warnings.append(msg)
+
+
+def _gather_splits(source: Source, builders: dict[str, SplitBuilder], full_names: list[str],
+                   user_splits: dict[str, dict[str, list[str]]] | None, split_file: str | PathLike | None,
+                   writer: StoreWriter, warnings: list[str]) -> tuple[dict[str, dict[str, np.ndarray]],
+                                                                     dict[str, str]]:
+    """Standard splits from meta, then splits shipped with the source, then the user's file (later ones win)."""
+    splits: dict[str, dict[str, np.ndarray]] = {}
+    origin: dict[str, str] = {}
+    recorded = short_names([n for n in full_names if n in builders])
+    for full, short in recorded.items():
+        splits[short] = builders[full].result()[full]
+        origin[short] = f"standard:{full}"
+    from_source = getattr(source, "splits_from_file", None)
+    if callable(from_source):
+        try:
+            named = from_source()
+        except SkelactError as e:
+            warnings.append(f"splits shipped with the source not recorded: {e}")
+            named = None
+        if named:
+            resolved, unknown = resolve_named_splits(named, writer.name_to_index, source.root, strict=False)
+            if unknown:
+                warnings.append(f"{len(unknown)} sample name(s) in the source's splits are not in the store "
+                                f"(rejected or absent), e.g. {unknown[0]!r}; they were left out")
+            for name, subsets in resolved.items():
+                splits[name] = subsets
+                origin[name] = "source"
+    if user_splits is not None:
+        resolved, _ = resolve_named_splits(user_splits, writer.name_to_index, split_file, strict=True)
+        for name, subsets in resolved.items():
+            if name in splits:
+                warnings.append(f"split {name!r} from {split_file} replaces the {origin[name]} one")
+            splits[name] = subsets
+            origin[name] = f"file:{Path(split_file).name}" if split_file is not None else "file"
+    return splits, origin
+
+
+def _accepts(cls: type, parameter: str) -> bool:
+    try:
+        return parameter in inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)

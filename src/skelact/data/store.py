@@ -1,0 +1,588 @@
+"""The compact on-disk dataset store: ragged skeleton sequences, memory-mapped, written once by ``skelact prepare``.
+
+Why not the usual padded array: CTR-GCN and ST-GCN store NTU as ``float32 [N, 300, 150]`` (or ``[N, 3, 300, 25, 2]``),
+padding every clip to 300 frames and two bodies. Most clips are shorter and most have one person, so three quarters
+of such a file is zeros, and the whole array is typically loaded into RAM. The store keeps only the frames and the
+persons that exist, concatenated, and reads them through a memory map, so opening a dataset costs milliseconds and
+memory is paid only for the samples a loader touches.
+
+Layout (format version 1; a public format, other tools may read it with plain numpy and json)
+-------------------------------------------------------------------------------------------------
+A store is one directory::
+
+    manifest.json    what the store is (below); written last, so a store without it is incomplete
+    keypoints.npy    float32 [total_rows, V, C]  every sample's persons' frames, concatenated, no padding
+    scores.npy       float16 [total_rows, V]     joint confidences (readers get float32; see below)
+    index.npz        per sample: offset int64 (first row), persons int32 (M), frames int32 (T), label int32
+    samples.jsonl    one JSON object per line, in sample order: {"name", "file", "meta"}
+    splits.json      {split name: {subset: [sample indices]}}
+
+Sample ``i`` occupies rows ``offset[i] : offset[i] + M*T`` of ``keypoints.npy`` and ``scores.npy``, person-major:
+row ``offset + p*T + t`` is person ``p`` at frame ``t``; so ``keypoints[rows].reshape(M, T, V, C)`` is the
+:class:`SkeletonSequence` array. Offsets are the running sum of ``M*T``. Labels are 0-based (-1 = unknown).
+
+Scores are stored as IEEE half floats: confidences lie in [0, 1] (or are 0/1 visibility flags) and three
+significant digits are more than any pose estimator delivers; this halves their share of the store. A sample whose
+scores do not fit in float16 is rejected at write time rather than silently clipped.
+
+``manifest.json`` holds: ``format`` ("skelact-store"), ``format_version``, ``layout`` ({"name", "spec"}: the full
+layout in its YAML form, so a user-defined layout travels with the store), ``num_joints``, ``coords``,
+``num_samples``, ``total_rows``, ``num_classes``, ``class_names``, ``max_persons`` (the most persons any stored
+sample has), ``dtypes``, ``source`` ({"format", "path", "options"}), ``created`` (UTC ISO 8601),
+``skelact_version``, ``rejected`` ([{"file", "reason"}] for the inputs ``prepare`` skipped), ``split_sources`` and
+``files`` ({file name: size in bytes}), against which :class:`SkeletonStore` checks the directory when it opens.
+
+Writing streams: the ``.npy`` files get a fixed 128-byte header whose row count is filled in when the writer
+closes, samples are appended as they arrive, and only per-sample integers and names stay in memory. The directory
+is built under a temporary name beside its destination and renamed into place only when complete
+(:func:`commit_directory`), so an interrupted write never leaves something that looks like a store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from array import array
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelact.data.sequence import SkeletonSequence
+from skelact.errors import DataError, StoreError
+from skelact.skeleton.layout import Layout
+
+FORMAT_NAME = "skelact-store"
+FORMAT_VERSION = 1
+
+MANIFEST = "manifest.json"
+KEYPOINTS = "keypoints.npy"
+SCORES = "scores.npy"
+INDEX = "index.npz"
+SAMPLES = "samples.jsonl"
+SPLITS = "splits.json"
+
+_KEYPOINT_DTYPE = np.dtype("<f4")
+_SCORE_DTYPE = np.dtype("<f2")
+#: bytes reserved for an .npy preamble, enough for any shape and a multiple of 64 so the data stays aligned
+_NPY_HEADER_BYTES = 128
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# writing
+
+
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """A version 1.0 .npy preamble of exactly ``_NPY_HEADER_BYTES`` bytes (NumPy's format spec, NEP 1)."""
+    desc = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+    text = repr(desc).encode("latin1")
+    magic = np.lib.format.magic(1, 0)
+    room = _NPY_HEADER_BYTES - len(magic) - 2
+    if len(text) + 1 > room:
+        raise StoreError(f"array shape {shape} does not fit the reserved .npy header")
+    body = text + b" " * (room - len(text) - 1) + b"\n"
+    return magic + len(body).to_bytes(2, "little") + body
+
+
+class _NpyAppender:
+    """Append rows to an .npy file whose leading dimension is only known at the end."""
+
+    def __init__(self, path: Path, dtype: np.dtype, row_shape: tuple[int, ...]):
+        self.path = path
+        self.dtype = dtype
+        self.row_shape = tuple(row_shape)
+        self.rows = 0
+        self._file = open(path, "wb", buffering=1 << 20)
+        self._file.write(_npy_header(dtype, (0, *self.row_shape)))
+
+    def append(self, rows: np.ndarray) -> None:
+        data = np.ascontiguousarray(rows, dtype=self.dtype)
+        self._file.write(data.reshape(-1).view(np.uint8).data)
+        self.rows += int(data.shape[0])
+
+    def close(self) -> None:
+        self._file.flush()
+        self._file.seek(0)
+        self._file.write(_npy_header(self.dtype, (self.rows, *self.row_shape)))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def abort(self) -> None:
+        self._file.close()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (Path, bytes)):
+        return str(value)
+    return str(value)
+
+
+class StoreWriter:
+    """Writes a store directory one sample at a time (bounded memory). Usually driven by :func:`prepare`.
+
+    ``add`` raises :class:`DataError` for a sample that does not fit the store (wrong joint or coordinate count,
+    duplicate name, scores outside float16); the store is unchanged and the caller may go on. ``close`` writes the
+    index, splits and manifest; nothing is a valid store before it returns.
+    """
+
+    def __init__(self, directory: str | PathLike, layout: Layout):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=False)
+        self.layout = layout
+        self.coords: int | None = None
+        self._keypoints: _NpyAppender | None = None
+        self._scores: _NpyAppender | None = None
+        self._samples = open(self.directory / SAMPLES, "w", encoding="utf-8", buffering=1 << 20)
+        self._offsets = array("q")
+        self._persons = array("i")
+        self._frames = array("i")
+        self._labels = array("i")
+        self._name_to_index: dict[str, int] = {}
+        self._rows = 0
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    @property
+    def name_to_index(self) -> Mapping[str, int]:
+        return self._name_to_index
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels written so far (a copy: the buffer keeps growing)."""
+        return np.frombuffer(self._labels, dtype=np.int32).copy()
+
+    def add(self, seq: SkeletonSequence, file: str | None = None) -> int:
+        """Append one sample; returns its index."""
+        src = file or seq.name
+        m, t, v, c = seq.keypoints.shape
+        if v != self.layout.num_joints:
+            raise DataError(f"has {v} joints but the store's layout {self.layout.name!r} has "
+                            f"{self.layout.num_joints}", src, "keypoints")
+        if self.coords is None:
+            self.coords = int(c)
+            self._keypoints = _NpyAppender(self.directory / KEYPOINTS, _KEYPOINT_DTYPE, (v, c))
+            self._scores = _NpyAppender(self.directory / SCORES, _SCORE_DTYPE, (v,))
+        elif c != self.coords:
+            raise DataError(f"has {c} coordinates per joint but earlier samples have {self.coords}", src,
+                            "keypoints")
+        if seq.name in self._name_to_index:
+            raise DataError(f"duplicate sample name {seq.name!r} (first stored as sample "
+                            f"{self._name_to_index[seq.name]})", src, "name")
+        with np.errstate(over="ignore"):
+            scores = np.asarray(seq.scores).reshape(m * t, v).astype(_SCORE_DTYPE)
+        if not np.isfinite(scores).all():
+            raise DataError("scores exceed the float16 range the store keeps them in (|score| > 65504)", src,
+                            "scores")
+        line = json.dumps({"name": seq.name, "file": file, "meta": seq.meta}, default=_json_default,
+                          ensure_ascii=False)
+        assert self._keypoints is not None and self._scores is not None
+        self._keypoints.append(np.asarray(seq.keypoints).reshape(m * t, v, c))
+        self._scores.append(scores)
+        self._samples.write(line + "\n")
+        index = len(self._offsets)
+        self._offsets.append(self._rows)
+        self._persons.append(m)
+        self._frames.append(t)
+        self._labels.append(int(seq.label))
+        self._name_to_index[seq.name] = index
+        self._rows += m * t
+        return index
+
+    def close(self, *, class_names: list[str], splits: Mapping[str, Mapping[str, np.ndarray]],
+              source: Mapping[str, Any], rejected: list[dict[str, str]] | None = None,
+              extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Finish every file and write the manifest last; returns the manifest."""
+        from skelact import __version__
+
+        if not len(self):
+            raise StoreError("no samples were written", self.directory)
+        assert self._keypoints is not None and self._scores is not None
+        self._keypoints.close()
+        self._scores.close()
+        self._samples.close()
+        persons = np.frombuffer(self._persons, dtype=np.int32)
+        np.savez(self.directory / INDEX, offset=np.frombuffer(self._offsets, dtype=np.int64), persons=persons,
+                 frames=np.frombuffer(self._frames, dtype=np.int32),
+                 label=np.frombuffer(self._labels, dtype=np.int32))
+        clean_splits = {}
+        for split, subsets in splits.items():
+            clean_splits[split] = {}
+            for subset, idx in subsets.items():
+                idx = np.asarray(idx, dtype=np.int64)
+                if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+                    raise StoreError(f"split {split}/{subset} has sample indices outside 0..{len(self) - 1}")
+                clean_splits[split][subset] = [int(i) for i in idx]
+        _write_json(self.directory / SPLITS, clean_splits)
+        files = {name: (self.directory / name).stat().st_size for name in (KEYPOINTS, SCORES, INDEX, SAMPLES,
+                                                                          SPLITS)}
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "layout": {"name": self.layout.name, "spec": self.layout.to_dict()},
+            "num_joints": self.layout.num_joints,
+            "coords": self.coords,
+            "num_samples": len(self),
+            "total_rows": self._rows,
+            "num_classes": len(class_names),
+            "class_names": list(class_names),
+            "max_persons": int(persons.max()),
+            "dtypes": {"keypoints": "float32", "scores": "float16"},
+            "source": dict(source),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "skelact_version": __version__,
+            "rejected": list(rejected or []),
+            **dict(extra or {}),
+            "files": files,
+        }
+        _write_json(self.directory / MANIFEST, manifest)
+        self._closed = True
+        return manifest
+
+    def abort(self) -> None:
+        """Close open files and delete the directory (used on errors and Ctrl-C)."""
+        for f in (self._keypoints, self._scores):
+            if f is not None:
+                f.abort()
+        self._samples.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=1, default=_json_default)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def temporary_sibling(out: str | PathLike) -> Path:
+    """A fresh name beside ``out`` (same file system, so the final rename is atomic)."""
+    out = Path(out)
+    return out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def commit_directory(tmp: str | PathLike, out: str | PathLike, overwrite: bool = False) -> None:
+    """Move a finished store from ``tmp`` to ``out`` with ``os.replace``.
+
+    An existing ``out`` is an error unless ``overwrite``; then it is first renamed aside and deleted only after the
+    new store is in place, so at no point is a half-written store visible under ``out``.
+    """
+    tmp, out = Path(tmp), Path(out)
+    if not out.exists() and not out.is_symlink():
+        os.replace(tmp, out)
+        return
+    if not overwrite:
+        raise StoreError("already exists; pass --overwrite (overwrite=True) to replace it", out)
+    old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        os.replace(old, out)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reading
+
+
+def _read_npy_shape(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset from an .npy header, without touching the data."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+    except (ValueError, OSError, EOFError) as e:
+        raise StoreError(f"not a readable .npy file ({e})", path) from None
+    if fortran:
+        raise StoreError("array is in Fortran order; the store writes C order", path)
+    return tuple(shape), dtype, offset
+
+
+class SkeletonStore:
+    """Read access to a store directory written by :class:`StoreWriter` (see the module docstring for the layout).
+
+    Opening checks cheaply that every file is there, has the size the manifest recorded and agrees with the others,
+    and raises :class:`StoreError` naming the file otherwise. Arrays are memory-mapped on first use; a store pickles
+    without its maps (each DataLoader worker maps the files itself).
+    """
+
+    def __init__(self, path: str | PathLike):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise StoreError("no such store directory" if not self.path.exists() else "not a directory", self.path)
+        self.manifest = self._read_manifest()
+        m = self.manifest
+        self._check_files()
+        n, rows = int(m["num_samples"]), int(m["total_rows"])
+        v, c = int(m["num_joints"]), int(m["coords"])
+        self._check_npy(KEYPOINTS, (rows, v, c), _KEYPOINT_DTYPE)
+        self._check_npy(SCORES, (rows, v), np.dtype(m.get("dtypes", {}).get("scores", "float16")))
+        self._load_index(n, rows)
+        self._splits = self._load_splits(n)
+        self._layout: Layout | None = None
+        self._keypoints: np.ndarray | None = None
+        self._scores: np.ndarray | None = None
+        self._records: list[bytes] | None = None
+        self._names: list[str] | None = None
+
+    # -- opening -------------------------------------------------------------------------------------------------
+
+    def _read_manifest(self) -> dict[str, Any]:
+        p = self.path / MANIFEST
+        if not p.is_file():
+            raise StoreError("missing: not a skelact store, or its writing did not finish", p)
+        try:
+            m = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise StoreError(f"unreadable or truncated ({e})", p) from None
+        if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
+            raise StoreError(f"not a skelact store manifest (format should be {FORMAT_NAME!r})", p, "format")
+        if m.get("format_version") != FORMAT_VERSION:
+            raise StoreError(f"store format version {m.get('format_version')!r}; this skelact reads version "
+                             f"{FORMAT_VERSION}", p, "format_version")
+        for key in ("num_samples", "total_rows", "num_joints", "coords", "class_names", "layout", "files"):
+            if key not in m:
+                raise StoreError("missing key", p, key)
+        return m
+
+    def _check_files(self) -> None:
+        for name, size in self.manifest["files"].items():
+            p = self.path / name
+            if not p.is_file():
+                raise StoreError("missing file (the store is incomplete; prepare it again)", p)
+            actual = p.stat().st_size
+            if actual != size:
+                raise StoreError(f"{actual} bytes on disk but the manifest recorded {size} (truncated or "
+                                 "modified; prepare the store again)", p)
+
+    def _check_npy(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        p = self.path / name
+        got_shape, got_dtype, offset = _read_npy_shape(p)
+        if got_shape != shape:
+            raise StoreError(f"array shape {got_shape} disagrees with the manifest ({shape})", p)
+        if got_dtype != dtype:
+            raise StoreError(f"dtype {got_dtype} disagrees with the manifest ({dtype})", p)
+        expected = offset + int(np.prod(shape)) * dtype.itemsize
+        if p.stat().st_size != expected:
+            raise StoreError(f"{p.stat().st_size} bytes but its header needs {expected} (truncated?)", p)
+
+    def _load_index(self, n: int, rows: int) -> None:
+        p = self.path / INDEX
+        try:
+            with np.load(p) as z:
+                arrays = {k: np.asarray(z[k]) for k in ("offset", "persons", "frames", "label")}
+        except KeyError as e:
+            raise StoreError(f"missing array {e}", p) from None
+        except (OSError, ValueError, EOFError) as e:
+            raise StoreError(f"unreadable ({e})", p) from None
+        for key, arr in arrays.items():
+            if arr.shape != (n,):
+                raise StoreError(f"has {arr.shape} entries, the manifest says {n} samples", p, key)
+        self.offsets = arrays["offset"].astype(np.int64)
+        self.persons = arrays["persons"].astype(np.int64)
+        self.frames = arrays["frames"].astype(np.int64)
+        self.labels = arrays["label"].astype(np.int64)
+        sizes = self.persons * self.frames
+        if (sizes < 1).any():
+            raise StoreError("a sample has no persons or no frames", p, "persons")
+        expected_offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        if not np.array_equal(expected_offsets, self.offsets) or int(sizes.sum()) != rows:
+            raise StoreError("offsets do not match persons x frames of the samples", p, "offset")
+
+    def _load_splits(self, n: int) -> dict[str, dict[str, np.ndarray]]:
+        p = self.path / SPLITS
+        try:
+            raw = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise StoreError(f"unreadable ({e})", p) from None
+        out: dict[str, dict[str, np.ndarray]] = {}
+        try:
+            for split, subsets in raw.items():
+                out[split] = {}
+                for subset, idx in subsets.items():
+                    arr = np.asarray(idx, dtype=np.int64).reshape(-1)
+                    if arr.size and (arr.min() < 0 or arr.max() >= n):
+                        raise StoreError(f"sample index outside 0..{n - 1}", p, f"{split}.{subset}")
+                    out[split][subset] = arr
+        except (AttributeError, TypeError, ValueError):
+            raise StoreError("expected {split: {subset: [sample indices]}}", p) from None
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_keypoints"] = state["_scores"] = None
+        return state
+
+    # -- access --------------------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return int(self.manifest["num_samples"])
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._keypoints is None or self._scores is None:
+            self._keypoints = np.load(self.path / KEYPOINTS, mmap_mode="r")
+            self._scores = np.load(self.path / SCORES, mmap_mode="r")
+        return self._keypoints, self._scores
+
+    def _index(self, i: int) -> int:
+        n = len(self)
+        j = int(i)
+        if j < 0:
+            j += n
+        if not 0 <= j < n:
+            raise IndexError(f"sample index {i} out of range for a store of {n} samples")
+        return j
+
+    def __getitem__(self, i: int) -> SkeletonSequence:
+        j = self._index(i)
+        kp, sc = self._arrays()
+        m, t = int(self.persons[j]), int(self.frames[j])
+        start = int(self.offsets[j])
+        rows = slice(start, start + m * t)
+        keypoints = np.array(kp[rows], dtype=np.float32).reshape(m, t, self.num_joints, self.coords)
+        scores = np.array(sc[rows], dtype=np.float32).reshape(m, t, self.num_joints)
+        rec = self._record(j)
+        return SkeletonSequence(keypoints=keypoints, scores=scores, label=int(self.labels[j]), name=rec["name"],
+                                layout=self.layout.name, meta=dict(rec.get("meta") or {}))
+
+    def __iter__(self) -> Iterator[SkeletonSequence]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def _record(self, j: int) -> dict[str, Any]:
+        # Raw lines are kept and parsed per access: a few bytes per sample instead of a dict per sample in every
+        # DataLoader worker.
+        if self._records is None:
+            p = self.path / SAMPLES
+            try:
+                with open(p, "rb") as f:
+                    lines = f.read().splitlines()
+            except OSError as e:
+                raise StoreError(f"unreadable ({e.strerror or e})", p) from None
+            if len(lines) != len(self):
+                raise StoreError(f"{len(lines)} lines, the manifest says {len(self)} samples", p)
+            self._records = lines
+        try:
+            rec = json.loads(self._records[j])
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise StoreError(f"line {j + 1} is not valid JSON ({e})", self.path / SAMPLES) from None
+        return rec
+
+    def name(self, i: int) -> str:
+        if self._names is not None:
+            return self._names[self._index(i)]
+        return self._record(self._index(i))["name"]
+
+    def meta(self, i: int) -> dict[str, Any]:
+        return dict(self._record(self._index(i)).get("meta") or {})
+
+    def file(self, i: int) -> str | None:
+        """The source file the sample was read from."""
+        return self._record(self._index(i)).get("file")
+
+    @property
+    def names(self) -> list[str]:
+        """All sample names, in order (parsed once, then cached)."""
+        if self._names is None:
+            self._names = [self._record(j)["name"] for j in range(len(self))]
+        return list(self._names)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.manifest["class_names"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.manifest["class_names"])
+
+    @property
+    def num_joints(self) -> int:
+        return int(self.manifest["num_joints"])
+
+    @property
+    def coords(self) -> int:
+        return int(self.manifest["coords"])
+
+    @property
+    def max_persons(self) -> int:
+        return int(self.manifest.get("max_persons", int(self.persons.max())))
+
+    @property
+    def rejected(self) -> list[dict[str, str]]:
+        return list(self.manifest.get("rejected", []))
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            spec = self.manifest["layout"].get("spec")
+            self._layout = Layout.from_dict(spec, source=self.path / MANIFEST)
+        return self._layout
+
+    @property
+    def splits(self) -> dict[str, dict[str, np.ndarray]]:
+        return {s: dict(sub) for s, sub in self._splits.items()}
+
+    def split(self, name: str, subset: str) -> np.ndarray:
+        """Sample indices of one subset of a recorded split (int64)."""
+        if name not in self._splits:
+            known = ", ".join(sorted(self._splits)) or "none"
+            raise StoreError(f"no split {name!r} in this store (splits: {known})", self.path, "split")
+        subsets = self._splits[name]
+        if subset not in subsets:
+            raise StoreError(f"split {name!r} has no subset {subset!r} (subsets: {', '.join(subsets)})",
+                             self.path, "subset")
+        return subsets[subset].copy()
+
+    def nbytes(self) -> int:
+        """Bytes the store directory occupies (file sizes, not counting the file system's block rounding)."""
+        return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-ready summary (what ``skelact info --json`` prints)."""
+        m = self.manifest
+        counts = np.bincount(self.persons)
+        return {
+            "path": str(self.path.resolve()),
+            "num_samples": len(self),
+            "num_classes": self.num_classes,
+            "layout": m["layout"]["name"],
+            "num_joints": self.num_joints,
+            "coords": self.coords,
+            "max_persons": self.max_persons,
+            "persons": {str(k): int(v) for k, v in enumerate(counts) if v},
+            "splits": {s: {k: int(v.size) for k, v in sub.items()} for s, sub in self._splits.items()},
+            "frames": {"min": int(self.frames.min()), "mean": float(self.frames.mean()),
+                       "max": int(self.frames.max()), "total": int(self.frames.sum())},
+            "bytes": self.nbytes(),
+            "class_names": self.class_names,
+            "rejected": len(m.get("rejected", [])),
+            "source": m.get("source"),
+            "created": m.get("created"),
+            "skelact_version": m.get("skelact_version"),
+            "format_version": m.get("format_version"),
+        }
+
+    def __repr__(self) -> str:
+        return (f"SkeletonStore({str(self.path)!r}, {len(self)} samples, {self.num_classes} classes, "
+                f"layout={self.manifest['layout']['name']!r})")
