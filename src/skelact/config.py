@@ -1,0 +1,420 @@
+"""Experiment configs: YAML files composed from shared bases, overridden from the command line, checked by a schema.
+
+A config file may start with ``_base_: [paths]`` (or one path), relative to the file that names them. Bases are
+merged in order, each one after its own bases, and the file itself last; then ``key=value`` overrides from the
+command line (dotted keys: ``epochs=1 optimizer.lr=0.05 trainer.devices=2``; values are read as YAML, so
+``schedule.milestones=[10,20]`` is a list). Every layer is checked against :class:`ExperimentConfig` as it is
+merged, so an unknown key or a value of the wrong type raises one :class:`~skelact.errors.ConfigError` naming the
+file (or ``command line``) that brought it and the dotted key. The merged, resolved config is what a run saves as
+``config.yaml``; loading that file back gives the same config (``_base_`` is gone by then).
+
+Sections (see the dataclasses for every key and its default):
+
+* ``data``: the dataset (``format``, ``source`` under the data root, or a prepared ``store``), the split and its
+  subsets, the per-sample pipelines (transform specs, see :mod:`skelact.data.transforms`), the modality, person
+  slots, batch sizes and loader workers;
+* ``model``: ``type`` (``ctrgcn``, ``stgcn`` or ``package.module:Class``) and the constructor's arguments;
+  ``num_classes``, ``layout``, ``num_persons`` and ``in_channels`` are filled in from the data;
+* ``method``: what is optimised (``supervised``: cross-entropy, optional label smoothing);
+* ``optimizer`` / ``schedule``: SGD and the learning-rate schedule (:mod:`skelact.engine.optim`);
+* ``trainer``: devices, strategy, precision, logging (:mod:`skelact.engine.trainer`);
+* ``evaluate``: which checkpoint the end-of-training test uses.
+
+The schema keeps ``model`` open (its keys depend on the model type); :func:`check_model_arguments` checks them
+against the model's constructor and names the file that set a bad one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING as _MISSING
+from dataclasses import dataclass, field, fields, is_dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from skelact.errors import ConfigError
+
+#: where a key came from when it was set on the command line
+COMMAND_LINE = "command line"
+BASE_KEY = "_base_"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# schema
+
+
+@dataclass
+class DataConfig:
+    #: reader format key (``skelact prepare FORMAT``), e.g. ``nw-ucla``
+    format: Optional[str] = None
+    #: the dataset's folder or file, relative to the data root (``$SKELACT_DATA``, else ``../shared/data``) or absolute
+    source: Optional[str] = None
+    #: reader options passed to ``prepare``
+    options: Dict[str, Any] = field(default_factory=dict)
+    #: an already prepared store directory; when set, ``format`` / ``source`` are not used
+    store: Optional[str] = None
+    #: a split recorded in the store (``cross_view``, ``xsub``, ...) and its two subsets
+    split: Optional[str] = None
+    train_subset: str = "train"
+    test_subset: str = "test"
+    #: per-sample transform specs ``[{type: Name, ...}]``; the modality is appended to both
+    train_pipeline: List[Any] = field(default_factory=list)
+    test_pipeline: List[Any] = field(default_factory=list)
+    #: ``joint``, ``bone``, ``joint_motion`` or ``bone_motion`` (aliases ``j``, ``b``, ``jm``, ``bm``)
+    modality: str = "joint"
+    #: person slots M of a batch: fewer persons are zero-padded, further ones dropped (readers order by relevance)
+    num_persons: int = 1
+    #: pad every batch to this many frames (None: to the longest sample of the batch)
+    num_frames: Optional[int] = None
+    #: samples per batch on each process; the global batch is this times the number of processes
+    batch_size: int = 16
+    test_batch_size: int = 64
+    #: drop the last incomplete training batch (CTR-GCN does)
+    drop_last: bool = True
+    num_workers: int = 2
+    #: keep only this many samples, evenly spaced over the subset (smoke runs and tests)
+    max_train_samples: Optional[int] = None
+    max_test_samples: Optional[int] = None
+
+
+@dataclass
+class MethodConfig:
+    #: ``supervised``
+    type: str = "supervised"
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class OptimizerConfig:
+    #: ``sgd`` (momentum SGD, the GCN papers' optimiser)
+    type: str = "sgd"
+    #: learning rate for a global batch of ``reference_batch_size`` samples
+    lr: float = 0.1
+    reference_batch_size: int = 16
+    #: scale ``lr`` linearly with the global batch size (Goyal et al., 2017)
+    scale_lr: bool = True
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+
+
+@dataclass
+class ScheduleConfig:
+    #: ``step`` (times ``gamma`` at each milestone), ``cosine`` (to ``min_lr`` at the last epoch) or ``constant``
+    type: str = "step"
+    warmup_epochs: int = 0
+    milestones: List[int] = field(default_factory=list)
+    gamma: float = 0.1
+    min_lr: float = 0.0
+    #: ``epoch``: one rate per epoch, as CTR-GCN; ``step``: recomputed at every iteration
+    interval: str = "epoch"
+
+
+@dataclass
+class TrainerConfig:
+    #: ``auto``, ``cpu``, ``gpu``, ``cuda``, ``mps``
+    accelerator: str = "auto"
+    #: number of devices (processes per node), a list of device ids, or ``auto``
+    devices: Any = 1
+    num_nodes: int = 1
+    #: ``auto``, ``ddp``, ``ddp_spawn``, ``ddp_find_unused_parameters_true``, ...
+    strategy: str = "auto"
+    #: ``32``, ``16-mixed``, ``bf16-mixed`` (or ``32-true``, ``64``)
+    precision: str = "32"
+    #: evaluate on the test subset every this many epochs (0: only at the end)
+    check_val_every_n_epoch: int = 1
+    log_every_n_steps: int = 50
+    gradient_clip_val: Optional[float] = None
+    progress_bar: bool = True
+    #: force deterministic kernels (slower on GPU; CPU kernels are deterministic anyway)
+    deterministic: bool = False
+
+
+@dataclass
+class EvaluateConfig:
+    #: checkpoint the end-of-training test uses: ``last`` or ``best`` (best test top-1 during training)
+    checkpoint: str = "last"
+
+
+@dataclass
+class ExperimentConfig:
+    #: names the run directory ``runs/<experiment>-<timestamp>``; default: the config file's name
+    experiment: Optional[str] = None
+    seed: int = 1
+    #: passes over the training subset
+    epochs: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    model: Dict[str, Any] = field(default_factory=dict)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# loading
+
+
+@dataclass
+class LoadedConfig:
+    """A checked config and, for every leaf key, the file (or ``command line``) that set it last."""
+
+    cfg: Any  # omegaconf.DictConfig with ExperimentConfig's structure
+    sources: Dict[str, str]
+    path: Optional[Path] = None
+
+    def source_of(self, key: str) -> str | None:
+        """Where ``key`` (dotted) or its nearest ancestor was set."""
+        parts = key.split(".")
+        while parts:
+            hit = self.sources.get(".".join(parts))
+            if hit is not None:
+                return hit
+            parts.pop()
+        return None
+
+    def error(self, message: str, key: str) -> ConfigError:
+        """A :class:`ConfigError` about ``key`` naming the file that set it."""
+        return ConfigError(message, self.source_of(key) or (str(self.path) if self.path else None), key)
+
+
+def load_config(path: str | PathLike | None, overrides: Sequence[str] = ()) -> LoadedConfig:
+    """Read ``path`` with its ``_base_`` files, apply ``key=value`` ``overrides`` and check the result.
+
+    ``path`` may be None to build a config from overrides alone.
+    """
+    from omegaconf import OmegaConf
+
+    layers: list[tuple[str, dict]] = []
+    if path is not None:
+        p = Path(path)
+        _collect_layers(p, layers, stack=())
+    layers.extend((COMMAND_LINE, layer) for layer in parse_overrides(overrides))
+
+    cfg = OmegaConf.structured(ExperimentConfig)
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        cfg = _merge_checked(cfg, layer, source)
+        for key in _leaf_keys(layer):
+            sources[key] = source
+    if cfg.experiment is None and path is not None:
+        cfg.experiment = Path(path).stem
+    loaded = LoadedConfig(cfg=cfg, sources=sources, path=None if path is None else Path(path))
+    _check_values(loaded)
+    return loaded
+
+
+def _collect_layers(path: Path, layers: list[tuple[str, dict]], stack: tuple[Path, ...]) -> None:
+    resolved = path.resolve()
+    if resolved in stack:
+        chain = " -> ".join(str(p) for p in (*stack, resolved))
+        raise ConfigError(f"_base_ files include each other ({chain})", path, BASE_KEY)
+    data = read_yaml(path)
+    bases = data.pop(BASE_KEY, None)
+    if bases is not None:
+        if isinstance(bases, str):
+            bases = [bases]
+        if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+            raise ConfigError("expected a path or a list of paths (relative to this file)", path, BASE_KEY)
+        for b in bases:
+            base_path = (path.parent / b)
+            if not base_path.is_file():
+                raise ConfigError(f"base config {b!r} not found (looked for {base_path})", path, BASE_KEY)
+            _collect_layers(base_path, layers, (*stack, resolved))
+    layers.append((str(path), data))
+
+
+def read_yaml(path: str | PathLike) -> dict:
+    """A YAML mapping from ``path``; one :class:`ConfigError` for a missing, unreadable or malformed file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", p) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read the config file ({getattr(e, 'strerror', None) or e})", p) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        raise ConfigError(f"not valid YAML ({getattr(e, 'problem', None) or e})", p, where) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping of keys to values, got {type(data).__name__}", p)
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"keys must be names, got {bad[0]!r}", p, str(bad[0]))
+    return data
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[dict]:
+    """``["a.b=1", "c=[1, 2]"]`` -> ``[{"a": {"b": 1}}, {"c": [1, 2]}]``; values are read as YAML."""
+    layers = []
+    for text in overrides:
+        key, sep, raw = str(text).partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"expected key=value (dotted keys, e.g. optimizer.lr=0.05), got {text!r}",
+                              COMMAND_LINE, str(text))
+        if key == BASE_KEY or key.startswith(BASE_KEY + "."):
+            raise ConfigError("_base_ can only be set inside a config file", COMMAND_LINE, key)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        layer: Any = value
+        for part in reversed(key.split(".")):
+            layer = {part: layer}
+        layers.append(layer)
+    return layers
+
+
+def _merge_checked(cfg: Any, layer: dict, source: str) -> Any:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+    try:
+        return OmegaConf.merge(cfg, layer)
+    except ConfigKeyError as e:
+        key = str(getattr(e, "full_key", "") or getattr(e, "key", "") or "")
+        raise ConfigError(_unknown_key_message(key), source, key) from None
+    except ValidationError as e:
+        key = str(getattr(e, "full_key", "") or "")
+        msg = str(getattr(e, "msg", e)).splitlines()[0]
+        raise ConfigError(f"wrong type: {msg}", source, key or None) from None
+    except OmegaConfBaseException as e:
+        key = str(getattr(e, "full_key", "") or "")
+        raise ConfigError(str(getattr(e, "msg", e)).splitlines()[0], source, key or None) from None
+
+
+def _unknown_key_message(full_key: str) -> str:
+    """'unknown key; ... expects one of ...', listing the keys the schema allows at that level."""
+    parts = full_key.split(".") if full_key else []
+    node: Any = ExperimentConfig
+    for part in parts[:-1]:
+        hit = {f.name: f for f in fields(node)}.get(part) if is_dataclass(node) else None
+        if hit is None:
+            break
+        default = hit.default_factory() if hit.default_factory is not _MISSING else hit.default
+        node = type(default) if is_dataclass(default) else None
+        if node is None:
+            break
+    if node is not None and is_dataclass(node):
+        known = ", ".join(f.name for f in fields(node))
+        where = ".".join(parts[:-1]) or "the top level"
+        return f"unknown key; {where} accepts: {known}"
+    return "unknown key"
+
+
+
+def _leaf_keys(layer: Any, prefix: str = "") -> list[str]:
+    if isinstance(layer, dict) and layer:
+        out = []
+        for k, v in layer.items():
+            out.extend(_leaf_keys(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return [prefix] if prefix else []
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# value checks the type system cannot express
+
+_PRECISIONS = ("32", "32-true", "16-mixed", "bf16-mixed", "64", "64-true", "16-true", "bf16-true")
+
+
+def _check_values(loaded: LoadedConfig) -> None:
+    cfg = loaded.cfg
+
+    def need(ok: bool, key: str, message: str) -> None:
+        if not ok:
+            raise loaded.error(message, key)
+
+    need(cfg.epochs >= 1, "epochs", f"must be at least 1, got {cfg.epochs}")
+    d = cfg.data
+    need(d.batch_size >= 1, "data.batch_size", f"must be at least 1, got {d.batch_size}")
+    need(d.test_batch_size >= 1, "data.test_batch_size", f"must be at least 1, got {d.test_batch_size}")
+    need(d.num_workers >= 0, "data.num_workers", f"must be 0 or more, got {d.num_workers}")
+    need(d.num_persons >= 1, "data.num_persons", f"must be at least 1, got {d.num_persons}")
+    need(d.num_frames is None or d.num_frames >= 1, "data.num_frames", f"must be at least 1, got {d.num_frames}")
+    for key in ("max_train_samples", "max_test_samples"):
+        v = d[key]
+        need(v is None or v >= 1, f"data.{key}", f"must be at least 1 (or null for all), got {v}")
+    try:
+        from skelact.data.transforms import modality_name
+
+        modality_name(d.modality)
+    except ConfigError as e:
+        raise loaded.error(e.message, "data.modality") from None
+    need(cfg.method.type == "supervised", "method.type", f"unknown method {cfg.method.type!r}; known: supervised")
+    need(0.0 <= cfg.method.label_smoothing < 1.0, "method.label_smoothing",
+         f"must lie in [0, 1), got {cfg.method.label_smoothing}")
+    o = cfg.optimizer
+    need(o.type == "sgd", "optimizer.type", f"unknown optimizer {o.type!r}; known: sgd")
+    need(o.lr > 0, "optimizer.lr", f"must be positive, got {o.lr}")
+    need(o.reference_batch_size >= 1, "optimizer.reference_batch_size",
+         f"must be at least 1, got {o.reference_batch_size}")
+    need(o.weight_decay >= 0, "optimizer.weight_decay", f"must be 0 or more, got {o.weight_decay}")
+    need(0 <= o.momentum < 1, "optimizer.momentum", f"must lie in [0, 1), got {o.momentum}")
+    need(not o.nesterov or o.momentum > 0, "optimizer.nesterov", "Nesterov momentum needs optimizer.momentum > 0")
+    s = cfg.schedule
+    need(s.type in ("step", "cosine", "constant"), "schedule.type",
+         f"unknown schedule {s.type!r}; known: step, cosine, constant")
+    need(s.interval in ("epoch", "step"), "schedule.interval", f"must be 'epoch' or 'step', got {s.interval!r}")
+    need(s.warmup_epochs >= 0, "schedule.warmup_epochs", f"must be 0 or more, got {s.warmup_epochs}")
+    need(list(s.milestones) == sorted(s.milestones) and all(m >= 1 for m in s.milestones), "schedule.milestones",
+         f"must be increasing positive epochs, got {list(s.milestones)}")
+    need(s.gamma > 0, "schedule.gamma", f"must be positive, got {s.gamma}")
+    t = cfg.trainer
+    need(str(t.precision) in _PRECISIONS, "trainer.precision",
+         f"unknown precision {t.precision!r}; expected one of {', '.join(_PRECISIONS)}")
+    dev = t.devices
+    from omegaconf import ListConfig
+
+    ok_devices = (dev == "auto" or (isinstance(dev, int) and not isinstance(dev, bool) and dev >= 1)
+                  or (isinstance(dev, (list, ListConfig)) and len(dev) > 0
+                      and all(isinstance(i, int) and i >= 0 for i in dev)))
+    need(ok_devices, "trainer.devices", f"expected a positive count, a list of device ids or 'auto', got {dev!r}")
+    need(t.num_nodes >= 1, "trainer.num_nodes", f"must be at least 1, got {t.num_nodes}")
+    need(t.check_val_every_n_epoch >= 0, "trainer.check_val_every_n_epoch",
+         f"must be 0 or more, got {t.check_val_every_n_epoch}")
+    need(cfg.evaluate.checkpoint in ("best", "last"), "evaluate.checkpoint",
+         f"must be 'best' or 'last', got {cfg.evaluate.checkpoint!r}")
+    if not isinstance(cfg.model.get("type"), str) or not cfg.model.get("type"):
+        raise loaded.error("missing: the model type (ctrgcn, stgcn or package.module:Class)", "model.type")
+    if d.store is None:
+        for key in ("format", "source"):
+            need(d[key] is not None, f"data.{key}", "missing: give data.format and data.source (or data.store)")
+    need(d.split is not None, "data.split", "missing: the split to train and test on (e.g. cross_view)")
+
+
+def check_model_arguments(loaded: LoadedConfig, accepted: Sequence[str], model_name: str,
+                          injected: Sequence[str] = ()) -> None:
+    """Every ``model.*`` key (but ``type``) must be an argument of the model's constructor.
+
+    ``injected`` lists arguments the engine fills in from the data; setting them in a config is allowed only
+    where the engine checks agreement, so they are accepted here.
+    """
+    for key in loaded.cfg.model:
+        if key == "type" or key in injected:
+            continue
+        if key not in accepted:
+            raise loaded.error(f"{model_name} has no argument {key!r}; it accepts {', '.join(accepted)}",
+                               f"model.{key}")
+
+
+def to_yaml(cfg: Any) -> str:
+    """The resolved config as YAML text (what a run saves as ``config.yaml``)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def to_container(cfg: Any) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)

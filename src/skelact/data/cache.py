@@ -1,0 +1,107 @@
+"""Where datasets live and where their prepared stores are cached, so ``skelact train CONFIG`` needs no prepare step.
+
+A config names its dataset by reader format and a source path relative to the *data root*: ``$SKELACT_DATA`` when
+set, else ``../shared/data`` next to the current directory when it exists, else ``shared/data`` next to the
+checkout this package was installed from (the layout the project's tests and CI use). An absolute source path is
+used as it is.
+
+The first run prepares the store (:func:`skelact.data.prepare.prepare`) into the *cache*: ``$SKELACT_CACHE`` when
+set, else ``~/.cache/skelact/stores``, in a directory named after a hash of what determines its content (format,
+resolved source path, reader options, store format version). Later runs open it directly. ``prepare`` builds the
+store under a temporary name and renames it into place, so an interrupted first run leaves no half store, and two
+runs preparing at once both end up using whichever finished first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from skelact.errors import DataError, StoreError
+
+#: the checkout this package lives in when installed editable (src layout): <repo>/src/skelact/data/cache.py
+_REPO = Path(__file__).resolve().parents[3]
+
+
+def data_root() -> Path:
+    """The folder relative dataset sources are looked up in (see the module docstring)."""
+    env = os.environ.get("SKELACT_DATA")
+    if env:
+        return Path(env).expanduser()
+    beside_cwd = Path.cwd().parent / "shared" / "data"
+    if beside_cwd.is_dir():
+        return beside_cwd
+    return _REPO.parent / "shared" / "data"
+
+
+def cache_root() -> Path:
+    """The folder prepared stores are cached in."""
+    env = os.environ.get("SKELACT_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "skelact" / "stores"
+
+
+def resolve_source(source: str | PathLike) -> Path:
+    """The dataset path a config's ``data.source`` names; a one-line error names the path tried when it is missing."""
+    raw = Path(source).expanduser()
+    path = raw if raw.is_absolute() else data_root() / raw
+    if not path.exists():
+        hint = "" if raw.is_absolute() else (f" (data.source {str(source)!r} under the data root {data_root()}; "
+                                               "set SKELACT_DATA or give an absolute path)")
+        raise DataError(f"dataset not found{hint}", path, "data.source")
+    return path.resolve()
+
+
+def store_key(fmt: str, source: Path, options: Mapping[str, Any] | None = None) -> str:
+    """A short hash of everything that decides a prepared store's content."""
+    from skelact.data.store import FORMAT_VERSION
+
+    blob = json.dumps({"format": fmt, "source": str(source), "options": dict(options or {}),
+                       "store_format_version": FORMAT_VERSION}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def cached_store_path(fmt: str, source: str | PathLike, options: Mapping[str, Any] | None = None) -> Path:
+    """Where the store of ``(fmt, source, options)`` is (or will be) cached."""
+    src = resolve_source(source)
+    return cache_root() / f"{fmt}-{src.name}-{store_key(fmt, src, options)}"
+
+
+def open_or_prepare(fmt: str, source: str | PathLike, options: Mapping[str, Any] | None = None,
+                    progress: bool = True, log=print):
+    """The :class:`~skelact.data.store.SkeletonStore` of a dataset, prepared into the cache on first use."""
+    from skelact.data.store import MANIFEST, SkeletonStore
+
+    path = cached_store_path(fmt, source, options)
+    if not (path / MANIFEST).is_file():
+        from skelact.data.prepare import prepare
+
+        src = resolve_source(source)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log(f"preparing the {fmt} dataset {src} into {path} (first use; later runs reuse it)")
+        try:
+            report = prepare(fmt, src, path, progress=progress, **dict(options or {}))
+        except StoreError:
+            # another run finished preparing the same store first: use it
+            if not (path / MANIFEST).is_file():
+                raise
+        else:
+            log(report.summary(max_rejected=5))
+    return SkeletonStore(path)
+
+
+def open_store(path: str | PathLike):
+    """A prepared store given by path (``data.store``); a one-line error when it is not there."""
+    from skelact.data.store import SkeletonStore
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise StoreError("store not found (prepare it with `skelact prepare`, or give data.format and data.source "
+                         "instead of data.store)", p, "data.store")
+    return SkeletonStore(p)
