@@ -17,8 +17,10 @@ Sections (see the dataclasses for every key and its default):
   ``num_classes``, ``layout``, ``num_persons`` and ``in_channels`` are filled in from the data;
 * ``method``: what is optimised (``supervised``: cross-entropy, optional label smoothing);
 * ``optimizer`` / ``schedule``: SGD and the learning-rate schedule (:mod:`skelact.engine.optim`);
-* ``trainer``: devices, strategy, precision, logging (:mod:`skelact.engine.trainer`);
-* ``evaluate``: which checkpoint the end-of-training test uses.
+* ``trainer``: devices, strategy, precision, logging (:mod:`skelact.engine.trainer`), CPU threads
+  (:mod:`skelact.engine.threads`);
+* ``evaluate``: which checkpoint the end-of-training test uses;
+* ``protocols``: how ``skelact evaluate`` judges a pre-trained encoder (:mod:`skelact.methods.protocols`).
 
 The schema keeps ``model`` open (its keys depend on the model type); :func:`check_model_arguments` checks them
 against the model's constructor and names the file that set a bad one.
@@ -79,11 +81,24 @@ class DataConfig:
     max_test_samples: Optional[int] = None
 
 
+#: what ``method.type`` may name
+METHOD_TYPES = ("supervised", "frhead", "skeletonclr", "crossclr")
+#: self-supervised pre-training methods (``skelact pretrain``, :mod:`skelact.engine.ssl_commands`), not ``train``
+PRETRAINING_METHOD_TYPES = ("skeletonclr", "crossclr")
+
+
 @dataclass
 class MethodConfig:
-    #: ``supervised``
+    #: ``supervised`` or ``frhead`` (cross-entropy + FR-Head's contrastive refinement)
     type: str = "supervised"
     label_smoothing: float = 0.0
+    #: FR-Head's settings (``method.type: frhead``), checked by skelact.methods.frhead.settings_from_config
+    frhead: Dict[str, Any] = field(default_factory=dict)
+    #: SkeletonCLR's per-view settings (``skeletonclr`` and ``crossclr``), checked by
+    #: skelact.methods.skeletonclr.contrastive_settings
+    skeletonclr: Dict[str, Any] = field(default_factory=dict)
+    #: CrosSCLR's cross-view settings, checked by skelact.methods.crossclr.cross_view_settings
+    crossclr: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,6 +145,9 @@ class TrainerConfig:
     progress_bar: bool = True
     #: force deterministic kernels (slower on GPU; CPU kernels are deterministic anyway)
     deterministic: bool = False
+    #: torch CPU threads per process; 0 = auto: $OMP_NUM_THREADS when set, else the CPUs available to the process
+    #: divided by the processes of the run on this node (skelact.engine.threads); logged at the start of a run
+    threads: int = 0
 
 
 @dataclass
@@ -152,6 +170,9 @@ class ExperimentConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    #: recipes of the evaluation protocols of a pre-trained encoder (``skelact evaluate``): ``{linear | knn |
+    #: finetune | semi: {experiment keys to change, protocol options}}``, checked by skelact.methods.protocols
+    protocols: Dict[str, Any] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -205,6 +226,18 @@ def load_config(path: str | PathLike | None, overrides: Sequence[str] = ()) -> L
     loaded = LoadedConfig(cfg=cfg, sources=sources, path=None if path is None else Path(path))
     _check_values(loaded)
     return loaded
+
+
+def merge_layer(loaded: LoadedConfig, layer: dict, source: str) -> LoadedConfig:
+    """``loaded`` with the mapping ``layer`` merged over it, checked as a config file's layer is, its keys credited
+    to ``source`` (what derived configs, such as an evaluation protocol's, are built with)."""
+    cfg = _merge_checked(loaded.cfg, layer, source)
+    sources = dict(loaded.sources)
+    for key in _leaf_keys(layer):
+        sources[key] = source
+    merged = LoadedConfig(cfg=cfg, sources=sources, path=loaded.path)
+    _check_values(merged)
+    return merged
 
 
 def _collect_layers(path: Path, layers: list[tuple[str, dict]], stack: tuple[Path, ...]) -> None:
@@ -350,7 +383,8 @@ def _check_values(loaded: LoadedConfig) -> None:
         modality_name(d.modality)
     except ConfigError as e:
         raise loaded.error(e.message, "data.modality") from None
-    need(cfg.method.type == "supervised", "method.type", f"unknown method {cfg.method.type!r}; known: supervised")
+    need(cfg.method.type in METHOD_TYPES, "method.type",
+         f"unknown method {cfg.method.type!r}; known: {', '.join(METHOD_TYPES)}")
     need(0.0 <= cfg.method.label_smoothing < 1.0, "method.label_smoothing",
          f"must lie in [0, 1), got {cfg.method.label_smoothing}")
     o = cfg.optimizer
@@ -380,6 +414,7 @@ def _check_values(loaded: LoadedConfig) -> None:
                       and all(isinstance(i, int) and i >= 0 for i in dev)))
     need(ok_devices, "trainer.devices", f"expected a positive count, a list of device ids or 'auto', got {dev!r}")
     need(t.num_nodes >= 1, "trainer.num_nodes", f"must be at least 1, got {t.num_nodes}")
+    need(t.threads >= 0, "trainer.threads", f"must be 0 (auto) or more, got {t.threads}")
     need(t.check_val_every_n_epoch >= 0, "trainer.check_val_every_n_epoch",
          f"must be 0 or more, got {t.check_val_every_n_epoch}")
     need(cfg.evaluate.checkpoint in ("best", "last"), "evaluate.checkpoint",

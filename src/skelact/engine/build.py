@@ -153,6 +153,17 @@ def build_dataset(loaded: LoadedConfig, store: Any, which: str):
 
 
 def build_method(loaded: LoadedConfig, model: Any):
+    """The method of ``loaded.cfg.method.type`` around ``model``. A method may own training-only modules (FR-Head's
+    heads): they are part of the method's parameters and state dict, while ``method(x)`` stays the model's logits."""
+    from skelact.config import PRETRAINING_METHOD_TYPES
+
+    if loaded.cfg.method.type in PRETRAINING_METHOD_TYPES:
+        raise loaded.error(f"{loaded.cfg.method.type} is a self-supervised pre-training method: run it with "
+                           "`skelact pretrain` (skelact.engine.ssl_commands), not `skelact train`", "method.type")
+    if loaded.cfg.method.type == "frhead":
+        from skelact.methods.frhead import build_frhead_method
+
+        return build_frhead_method(loaded, model)
     from skelact.methods.supervised import SupervisedMethod
 
     return SupervisedMethod(model, label_smoothing=loaded.cfg.method.label_smoothing)

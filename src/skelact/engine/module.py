@@ -29,7 +29,8 @@ from skelact.engine.optim import LRSchedule, build_optimizer, set_lr
 
 class SkeletonLitModule(L.LightningModule):
     """Runs ``method`` (an ``nn.Module`` with ``forward(x) -> logits`` and ``training_step(batch) -> (loss,
-    logits)``) with momentum SGD under ``schedule``."""
+    logits)`` or ``(loss, logits, {name: scalar to log})``; ``logits`` may be None for a method without class
+    logits, e.g. contrastive pre-training) with momentum SGD under ``schedule``."""
 
     def __init__(self, method: torch.nn.Module, schedule: LRSchedule, *, num_classes: int,
                  interval: str = "epoch", momentum: float = 0.9, nesterov: bool = True,
@@ -67,17 +68,21 @@ class SkeletonLitModule(L.LightningModule):
             self._epoch_lr = lr
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss, logits = self.method.training_step(batch)
+        # a method may return a third item, {name: scalar}, of loss parts to log as train/<name> (FR-Head's CE and CL)
+        loss, logits, *parts = self.method.training_step(batch)
         diverged = not bool(torch.isfinite(loss.detach()).item())
         if self.trainer.world_size > 1:
             diverged = self.trainer.strategy.reduce_boolean_decision(diverged, all=False)
         if diverged:
             raise TrainingDiverged(self._divergence_message(loss, batch_idx), field="loss")
         n = batch["label"].shape[0]
-        correct = (logits.detach().argmax(dim=1) == batch["label"]).float().mean() * 100.0
         self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
-        self.log("train/top1", correct, on_step=False, on_epoch=True, sync_dist=True, batch_size=n,
-                 prog_bar=True)
+        if logits is not None:  # self-supervised pre-training has no class logits (skelact.methods.skeletonclr)
+            correct = (logits.detach().argmax(dim=1) == batch["label"]).float().mean() * 100.0
+            self.log("train/top1", correct, on_step=False, on_epoch=True, sync_dist=True, batch_size=n,
+                     prog_bar=True)
+        for name, value in (parts[0] if parts else {}).items():
+            self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
         return loss
 
     def on_train_epoch_end(self) -> None:
