@@ -331,9 +331,11 @@ def test_seeded_init_and_eval_mode_are_deterministic(cls):
     with torch.no_grad():
         first, second = a(x), a(x)
     assert torch.equal(first, second)
-    # eval mode keeps samples independent: a sample's logits do not depend on the rest of the batch
+    # eval mode keeps samples independent: a sample's logits do not depend on the rest of the batch. Up to float32
+    # rounding: another batch size takes other GEMM blockings (and other thread counts other summation orders), and
+    # an untrained model's logits reach ~10, where float32 spacing is already ~1e-6; so the bound is relative.
     with torch.no_grad():
-        torch.testing.assert_close(a(x[:1]), first[:1], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a(x[:1]), first[:1], rtol=1e-4, atol=1e-4 * float(first.abs().max()))
 
 
 def test_bad_arguments_and_inputs_raise_skelact_errors():

@@ -13,8 +13,10 @@ nodes, give every node the same ``run_dir`` on a shared file system.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from os import PathLike
@@ -33,6 +35,16 @@ RUN_DIR_ENV = "SKELACT_RUN_DIR"
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "train.log"
 CHECKPOINT_NAMES = ("best", "last")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train_command`: names the run directory and whether ``--resume`` can continue it (a
+    ``checkpoints/last.ckpt`` exists). A ``KeyboardInterrupt``, so callers that only catch that still stop."""
+
+    def __init__(self, run_dir: Path, resumable: bool):
+        super().__init__(str(run_dir))
+        self.run_dir = Path(run_dir)
+        self.resumable = bool(resumable)
 
 
 def _is_launched_child() -> bool:
@@ -123,22 +135,18 @@ def train_command(config_path: str | PathLike | None, overrides: Sequence[str] =
     ``resume``: a run directory to continue from its ``checkpoints/last.ckpt`` with its saved ``config.yaml``
     (``config_path`` must then be None; ``overrides`` still apply, e.g. ``epochs=`` to extend a run). The
     continuation is exact: the same weights and metrics as a run that was never interrupted (on the same
-    hardware). ``callbacks``: extra Lightning callbacks (for tools and tests).
+    hardware). ``callbacks``: extra Lightning callbacks (for tools and tests). Ctrl-C raises
+    :class:`TrainingInterrupted` naming the run directory once it is known.
 
     After training, the checkpoint named by ``evaluate.checkpoint`` is tested and ``metrics.json`` plus the
     per-sample scores are written (see :func:`test_command`). In multi-process runs only the first process tests.
     """
     require_lightning()
-    import lightning as L
-
-    from skelact.engine.build import build_dataset, build_method, build_model, open_dataset_store
-    from skelact.engine.datamodule import SkeletonDataModule
-    from skelact.engine.module import SkeletonLitModule
-    from skelact.engine.optim import LRSchedule, lr_scaling_message, scaled_lr
-    from skelact.engine.trainer import CHECKPOINT_DIR, build_trainer, trim_csv_log
+    from skelact.engine.trainer import CHECKPOINT_DIR, trim_csv_log
 
     child = _is_launched_child()
     resume_ckpt: Path | None = None
+    done = 0  # epochs the resumed checkpoint has completed
     if resume is not None:
         if config_path is not None:
             raise ConfigError("give either a config file or a run to resume, not both (a resumed run uses its "
@@ -149,6 +157,10 @@ def train_command(config_path: str | PathLike | None, overrides: Sequence[str] =
             raise ConfigError("a resumed run continues in its own directory; leave out the run directory",
                               str(run_dir), "run_dir")
         loaded = load_config(resumed / CONFIG_FILE, overrides)
+        done = _epochs_done(resume_ckpt)
+        if loaded.cfg.epochs < done:
+            raise loaded.error(f"is {loaded.cfg.epochs} but the run's last checkpoint has already completed {done} "
+                               "epochs; resume with epochs >= that", "epochs")
         out = resumed
     else:
         if config_path is None:
@@ -174,10 +186,28 @@ def train_command(config_path: str | PathLike | None, overrides: Sequence[str] =
         extra = f" with overrides {' '.join(overrides)}" if overrides else ""
         log(f"resuming {out} from {resume_ckpt}{extra}")
         if not child:
-            trim_csv_log(out, _epochs_done(resume_ckpt))
+            trim_csv_log(out, done)
     else:
         log(f"run {out}")
 
+    try:
+        return _fit_and_test(loaded, out, resume_ckpt, callbacks, child, log)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(out, resumable=(out / CHECKPOINT_DIR / "last.ckpt").is_file()) from None
+
+
+def _fit_and_test(loaded: LoadedConfig, out: Path, resume_ckpt: Path | None, callbacks: Sequence[Any], child: bool,
+                  log: "RunLog") -> Path:
+    import lightning as L
+
+    from skelact.engine.build import build_dataset, build_method, build_model, open_dataset_store
+    from skelact.engine.datamodule import SkeletonDataModule
+    from skelact.engine.module import SkeletonLitModule
+    from skelact.engine.optim import LRSchedule, lr_scaling_message, scaled_lr
+    from skelact.engine.threads import use_threads
+    from skelact.engine.trainer import CHECKPOINT_DIR, build_trainer
+
+    cfg = loaded.cfg
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     store = open_dataset_store(loaded, progress=cfg.trainer.progress_bar and not child, log=log)
     train_set = build_dataset(loaded, store, "train")
@@ -215,29 +245,34 @@ def train_command(config_path: str | PathLike | None, overrides: Sequence[str] =
     previous = os.environ.get(RUN_DIR_ENV)
     if not child:
         os.environ[RUN_DIR_ENV] = str(out)
-    started = time.perf_counter()
-    try:
-        trainer.fit(module, datamodule=data, ckpt_path=None if resume_ckpt is None else str(resume_ckpt))
-    except SystemExit:
-        # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1)
-        if trainer.interrupted:
-            if (out / CHECKPOINT_DIR / "last.ckpt").is_file():
-                log(f"interrupted; continue with: skelact train --resume {out}")
-            else:
-                log(f"interrupted during epoch {trainer.current_epoch + 1}, before any checkpoint was written")
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        if not child:
-            if previous is None:
-                os.environ.pop(RUN_DIR_ENV, None)
-            else:
-                os.environ[RUN_DIR_ENV] = previous
-    if not trainer.is_global_zero:
-        return out
-    log(f"training reached epoch {trainer.current_epoch} of {cfg.epochs} ({time.perf_counter() - started:.1f} s "
-        "in this process)")
-    _evaluate(loaded, out, cfg.evaluate.checkpoint, store=store, test_set=test_set, model=model, log=log)
+    # Lightning ignores SIGINT for good after a Ctrl-C; a library call must leave the caller's handler in place
+    sigint = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    with use_threads(cfg.trainer.threads, int(trainer.num_devices), log):
+        started = time.perf_counter()
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=None if resume_ckpt is None else str(resume_ckpt))
+        except SystemExit:
+            # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1)
+            if trainer.interrupted:
+                if (out / CHECKPOINT_DIR / "last.ckpt").is_file():
+                    log(f"interrupted; continue with: skelact train --resume {out}")
+                else:
+                    log(f"interrupted during epoch {trainer.current_epoch + 1}, before any checkpoint was written")
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            if sigint is not None:
+                signal.signal(signal.SIGINT, sigint)
+            if not child:
+                if previous is None:
+                    os.environ.pop(RUN_DIR_ENV, None)
+                else:
+                    os.environ[RUN_DIR_ENV] = previous
+        if not trainer.is_global_zero:
+            return out
+        log(f"training reached epoch {trainer.current_epoch} of {cfg.epochs} ({time.perf_counter() - started:.1f} "
+            "s in this process)")
+        _evaluate(loaded, out, cfg.evaluate.checkpoint, store=store, test_set=test_set, model=model, log=log)
     return out
 
 
@@ -271,12 +306,15 @@ def test_command(run_dir: str | PathLike, checkpoint: str = "best") -> dict[str,
     (``scores.npy`` logits, ``labels.npy``, ``names.json``, for ensembles) and the evaluation report (per-class
     accuracy, confusion matrix). Returns the metrics dict.
     """
+    from skelact.engine.threads import use_threads
+
     require_lightning()
     run = _checked_run_dir(run_dir).resolve()
     _checkpoint_path(run, checkpoint)
     loaded = load_config(run / CONFIG_FILE)
     log = RunLog(run)
-    return _evaluate(loaded, run, checkpoint, log=log)
+    with use_threads(loaded.cfg.trainer.threads, 1, log):
+        return _evaluate(loaded, run, checkpoint, log=log)
 
 
 def _evaluate(loaded: LoadedConfig, run: Path, which: str, *, store: Any = None, test_set: Any = None,

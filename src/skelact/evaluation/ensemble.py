@@ -38,8 +38,9 @@ def align_runs(runs: Sequence[RunScores]) -> tuple[list[np.ndarray], np.ndarray,
             missing = [n for n in reference.names if n not in position]
             extra = sorted(set(run.names) - set(reference.names))
             if missing or extra:
+                # (a list times bool would still index an empty list)
                 examples = ", ".join(
-                    [f"missing {missing[0]!r}"] * bool(missing) + [f"extra {extra[0]!r}"] * bool(extra)
+                    ([f"missing {missing[0]!r}"] if missing else []) + ([f"extra {extra[0]!r}"] if extra else [])
                 )
                 raise StoreError(
                     f"covers other samples than {reference.run_dir}: {len(missing)} missing, {len(extra)} extra "
