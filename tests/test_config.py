@@ -3,6 +3,7 @@ NW-UCLA configs against CTR-GCN's published protocol."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -159,19 +160,27 @@ def test_model_arguments_checked_against_the_constructor(tmp_path: Path):
 # the shipped configs
 
 
-SHIPPED = sorted((CONFIGS / "nw_ucla").glob("*.yaml"))
+SHIPPED = sorted((CONFIGS / "nw_ucla").rglob("*.yaml"))
+STREAM_CONFIG = re.compile(r"(ctrgcn|stgcn)(_frhead)?_(joint|bone|joint_motion|bone_motion)")
 
 
 def test_all_shipped_configs_load():
+    """Every shipped config composes and validates; the stream configs say what their file name says."""
     assert {p.stem for p in SHIPPED} >= {"ctrgcn_joint", "ctrgcn_bone", "ctrgcn_joint_motion", "ctrgcn_bone_motion",
-                                         "stgcn_joint"}
-    modality = {"ctrgcn_joint": "joint", "ctrgcn_bone": "bone", "ctrgcn_joint_motion": "joint_motion",
-                "ctrgcn_bone_motion": "bone_motion", "stgcn_joint": "joint"}
+                                         "stgcn_joint", "ctrgcn_frhead_joint", "skeletonclr_joint", "crossclr_3view"}
+    checked = 0
     for path in SHIPPED:
         cfg = load_config(path).cfg
-        assert cfg.data.modality == modality[path.stem]
-        assert cfg.model.type == path.stem.split("_")[0]
-        assert cfg.experiment == f"nw_ucla_{path.stem}"
+        assert cfg.experiment, path
+        stream = STREAM_CONFIG.fullmatch(path.stem)
+        if stream and path.parent.name == "nw_ucla":
+            model, frhead, modality = stream.groups()
+            assert cfg.data.modality == modality, path
+            assert cfg.model.type == model, path
+            assert cfg.method.type == ("frhead" if frhead else "supervised"), path
+            assert cfg.experiment == f"nw_ucla_{path.stem}", path
+            checked += 1
+    assert checked == 9  # 4 CTR-GCN streams, 4 FR-Head streams, ST-GCN joint
 
 
 def test_ctrgcn_nw_ucla_protocol_in_passes():
