@@ -6,9 +6,9 @@ but at least one sample was written: it lists them and prints a ``skelact: warni
 with status 130 and one line saying what state it left: ``prepare`` wrote nothing, an interrupted ``train`` names
 the run and the ``skelact train --resume RUN`` that continues it.
 
-Commands: ``prepare``, ``info``, ``layouts``, ``export-pyskl`` (data); ``train``, ``test``, ``ensemble``, ``export``
-(runs; the library side is :mod:`skelact.engine.commands`, :mod:`skelact.evaluation.ensemble` and
-:mod:`skelact.engine.export`).
+Commands: ``prepare``, ``info``, ``layouts``, ``export-pyskl`` (data); ``train``, ``test``, ``ensemble``, ``export``,
+``predict`` (runs; the library side is :mod:`skelact.engine.commands`, :mod:`skelact.evaluation.ensemble`,
+:mod:`skelact.engine.export` and :mod:`skelact.engine.predict`).
 """
 
 from __future__ import annotations
@@ -399,6 +399,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.set_defaults(func=_cmd_export)
+
+    from skelact.engine.predict import add_predict_arguments, predict_command
+
+    p = sub.add_parser("predict", help="classify a video or a skeleton file with a trained run",
+                       description="Print the top-k actions of INPUT (a video, through the pose estimator, or a "
+                                   "skeleton file) by a run's checkpoint, with a sliding-window timeline for long "
+                                   "inputs; --render writes the video with the skeleton and the current action.")
+    add_predict_arguments(p)
+    p.set_defaults(func=predict_command)
 
     from skelact.engine import feature_plot
 

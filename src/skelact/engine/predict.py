@@ -1,0 +1,415 @@
+"""``skelact predict RUN_OR_CHECKPOINT INPUT``: the actions in one video or skeleton file, by a trained run.
+
+The input becomes one :class:`~skelact.data.sequence.SkeletonSequence` in the run's joint layout: a skeleton file is
+parsed by the reader of its format (given, or guessed from the file: ``.skeleton`` NTU RGB+D, ``.json`` NW-UCLA when
+it holds ``skeletons`` else OpenPose / ST-GCN JSON, ``.mat`` Penn Action, ``.npy`` NTU's dict-in-npy), a video goes
+through the pose layer (:func:`skelact.pose.pipeline.video_to_sequence`, MediaPipe mapped to the run's layout, image
+pixels for a 2D model and world metres for a 3D one). The sequence then takes exactly the path a test sample takes
+(:func:`skelact.engine.build.build_pipeline_of` ``'test'``: the config's ``data.test_pipeline`` plus its modality,
+the person slots of ``data.num_persons``, the batch padding of ``data.num_frames``) into the network that
+:func:`skelact.engine.export.load_inference_network` rebuilds from the run's config and checkpoint, so a test sample
+predicted from its source file gets the scores ``skelact test`` wrote for it. Probabilities are the softmax of the
+logits.
+
+Long inputs. The whole input is classified once (what ``topk`` reports), and when it is longer than the model's
+window a sliding window (``window`` frames, every ``stride`` frames, the last window flush with the end) classifies
+each stretch on its own: the timeline. The default window is the test pipeline's temporal window
+(:func:`pipeline_window`), the default stride half of it.
+
+Rendering (video input only) draws the skeleton the model saw and, per frame, the top action of the timeline window
+whose centre is nearest (the whole-input top action for inputs no longer than one window), with its probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from skelact.data.sequence import SkeletonSequence
+from skelact.errors import ConfigError, DataError, LayoutError
+
+#: file suffixes treated as video without asking PyAV first (any other file PyAV can decode is a video too)
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"})
+#: window (frames) when the test pipeline names none and data.num_frames is unset
+DEFAULT_WINDOW = 64
+#: test-pipeline transforms that fix the clip length, and the argument that holds it
+_WINDOW_ARGUMENTS = {"UclaSample": "window_size", "ValidCropResize": "window", "UniformSample": "clip_len"}
+#: samples per forward pass when classifying timeline windows
+_BATCH = 64
+
+
+@dataclass(frozen=True)
+class ClassProbability:
+    index: int
+    name: str
+    prob: float
+
+
+@dataclass(frozen=True)
+class TimelineWindow:
+    """One sliding window: frames ``[start, end)`` and its top class."""
+
+    start: int
+    end: int
+    index: int
+    name: str
+    prob: float
+
+
+@dataclass
+class Prediction:
+    """What :func:`predict` found; :meth:`to_json` is the ``--json`` output."""
+
+    input: Path
+    run: Path
+    checkpoint: Path
+    #: ``"video"`` or the skeleton format key the input was read with
+    kind: str
+    sequence: SkeletonSequence
+    class_names: list[str]
+    #: softmax over the classes for the whole input, float64 [K]
+    probs: np.ndarray
+    topk: list[ClassProbability]
+    timeline: list[TimelineWindow] = field(default_factory=list)
+    window: int = 0
+    stride: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "input": str(self.input), "run": str(self.run), "checkpoint": str(self.checkpoint), "kind": self.kind,
+            "frames": int(self.sequence.num_frames), "layout": self.sequence.layout,
+            "topk": [{"class": c.name, "index": c.index, "prob": c.prob} for c in self.topk],
+            "window": self.window, "stride": self.stride,
+            "timeline": [{"start": w.start, "end": w.end, "class": w.name, "index": w.index, "prob": w.prob}
+                         for w in self.timeline],
+        }
+        if self.sequence.label >= 0:  # the file's own label, for comparison
+            label = int(self.sequence.label)
+            name = self.class_names[label] if label < len(self.class_names) else f"class_{label}"
+            out["label"] = {"class": name, "index": label}
+        return out
+
+    def caption(self, frame: int) -> str:
+        """The top action shown on ``frame`` of a rendered video."""
+        if self.timeline:
+            centres = np.array([(w.start + w.end) / 2 for w in self.timeline])
+            best = self.timeline[int(np.argmin(np.abs(centres - (frame + 0.5))))]
+            return f"{best.name} {100 * best.prob:.0f}%"
+        top = self.topk[0]
+        return f"{top.name} {100 * top.prob:.0f}%"
+
+
+# ------------------------------------------------------------------------------------------------- the input
+
+
+def guess_format(path: Path) -> str:
+    """The skeleton format of ``path`` from its suffix (and, for ``.json`` / ``.npy``, its content)."""
+    suffix = path.suffix.lower()
+    if suffix == ".skeleton":
+        return "ntu"
+    if suffix == ".mat":
+        return "penn-action"
+    if suffix == ".json":
+        import json
+
+        try:
+            doc = json.loads(path.read_bytes())
+        except (OSError, ValueError) as e:
+            raise DataError(f"not valid JSON ({type(e).__name__}); expected an NW-UCLA or OpenPose JSON skeleton file",
+                            path, "json") from None
+        return "nw-ucla" if isinstance(doc, dict) and "skeletons" in doc else "openpose-json"
+    if suffix == ".npy":
+        try:
+            value = np.load(path, allow_pickle=True)  # NTU's npy files are pickled dicts, read as their reader does
+        except Exception as e:  # noqa: BLE001 - any unreadable .npy is one line
+            raise DataError(f"unreadable .npy file ({type(e).__name__})", path, "npy") from None
+        if value.dtype == object and value.ndim == 0 and isinstance(value.item(), dict):
+            return "ntu-npy"
+        raise DataError("a plain array .npy carries no layout; expected NTU's dict .npy (.skeleton.npy)", path, "npy")
+    raise DataError(f"neither a video nor a known skeleton file (suffix {suffix or '(none)'!r}: expected a video, "
+                    ".skeleton, .json, .mat or .npy, or give --format)", path, "INPUT")
+
+
+def is_video(path: Path) -> bool:
+    """A video by its suffix, or any other file PyAV can open with a video stream."""
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return True
+    if path.suffix.lower() in {".skeleton", ".json", ".mat", ".npy"}:
+        return False
+    try:
+        from skelact.pose.video import probe_video
+
+        probe_video(path)
+    except Exception:  # noqa: BLE001 - not decodable (or no PyAV): not a video
+        return False
+    return True
+
+
+def read_skeleton_file(path: Path, fmt: str, options: dict[str, Any] | None = None) -> SkeletonSequence:
+    """One skeleton file through the reader of ``fmt`` (``options`` as the run prepared its data with)."""
+    from skelact.data.sources import open_source
+
+    return open_source(fmt, path.parent, **dict(options or {})).read(path)
+
+
+# ---------------------------------------------------------------------------------------------------- the model
+
+
+def pipeline_window(test_pipeline: Sequence[Any], num_frames: int | None = None) -> int:
+    """Frames the model looks at: the clip length of the test pipeline's temporal sampler (``UclaSample``
+    ``window_size``, ``ValidCropResize`` ``window``, ``UniformSample`` ``clip_len``; the last one wins), else
+    ``data.num_frames``, else :data:`DEFAULT_WINDOW`."""
+    window = None
+    for spec in test_pipeline:
+        if isinstance(spec, dict) and spec.get("type") in _WINDOW_ARGUMENTS:
+            value = spec.get(_WINDOW_ARGUMENTS[spec["type"]])
+            if value is None and spec["type"] == "ValidCropResize":
+                value = 64  # its default
+            if value is not None:
+                window = int(value)
+    return window or (int(num_frames) if num_frames else DEFAULT_WINDOW)
+
+
+def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
+    """Starts of the sliding windows over ``num_frames``: every ``stride`` frames, plus one flush with the end."""
+    if num_frames <= window:
+        return [0]
+    starts = list(range(0, num_frames - window + 1, stride))
+    if starts[-1] + window < num_frames:
+        starts.append(num_frames - window)
+    return starts
+
+
+def resolve_run(run_or_checkpoint: str | PathLike, checkpoint: str = "best") -> tuple[Path, Path]:
+    """``(run directory, checkpoint file)`` from a run directory (+ ``best``/``last``) or a ``.ckpt`` inside one."""
+    from skelact.engine.commands import _checked_run_dir, _checkpoint_path
+    from skelact.engine.errors import RunError
+
+    given = Path(run_or_checkpoint)
+    if given.is_file():
+        if given.suffix != ".ckpt":
+            raise RunError("expected a run directory or a .ckpt file of one", given)
+        return _checked_run_dir(given.resolve().parent.parent).resolve(), given.resolve()
+    run = _checked_run_dir(given).resolve()
+    return run, _checkpoint_path(run, checkpoint)
+
+
+class Predictor:
+    """A run's inference network with its test-time preprocessing: :meth:`probabilities` of sequences."""
+
+    def __init__(self, run_or_checkpoint: str | PathLike, checkpoint: str = "best", *,
+                 log: Callable[[str], None] | None = None):
+        from skelact.config import load_config, to_container
+        from skelact.engine.build import build_pipeline_of, open_dataset_store
+        from skelact.engine.commands import CONFIG_FILE
+        from skelact.engine.export import load_inference_network
+
+        from skelact.engine import require_lightning
+
+        require_lightning()  # the run-directory helpers of the engine live beside its Lightning trainer
+        self.run, self.checkpoint = resolve_run(run_or_checkpoint, checkpoint)
+        self.loaded = load_config(self.run / CONFIG_FILE)
+        cfg = self.loaded.cfg
+        quiet = log or (lambda message: None)
+        self.store = open_dataset_store(self.loaded, progress=False, log=quiet)
+        self.layout = self.store.layout
+        self.coords = int(self.store.coords)
+        self.class_names = list(self.store.class_names)
+        self.num_persons = int(cfg.data.num_persons)
+        self.num_frames = None if cfg.data.num_frames is None else int(cfg.data.num_frames)
+        self.data_format = cfg.data.format
+        self.data_options = to_container(cfg.data.options) or {}
+        self.window = pipeline_window(to_container(cfg.data.test_pipeline), self.num_frames)
+        self.threads = int(cfg.trainer.threads)
+        self.seed = int(cfg.seed)
+        self.pipeline = build_pipeline_of(self.loaded, "test")
+        self.network, self.epochs = load_inference_network(self.loaded, self.store, self.checkpoint)
+
+    def check_layout(self, seq: SkeletonSequence, source: Path) -> None:
+        """One error when ``seq``'s joints are not those the model was trained on."""
+        from skelact.engine.build import same_layout
+        from skelact.skeleton.layout import get_layout
+
+        theirs = get_layout(seq.layout)
+        if not same_layout(theirs, self.layout):
+            raise LayoutError(f"the input has layout {theirs.name!r} ({theirs.num_joints} joints) but the model of "
+                              f"{self.run} was trained on {self.layout.name!r} ({self.layout.num_joints} joints)",
+                              source, "layout")
+        if seq.num_coords < self.coords:
+            raise LayoutError(f"the input has {seq.num_coords} coordinates per joint but the model takes {self.coords}",
+                              source, "coords")
+
+    def _sample(self, seq: SkeletonSequence, start: int = 0, end: int | None = None) -> Any:
+        import torch
+
+        from skelact.data.dataset import fit_persons
+        from skelact.data.transforms import sample_from_sequence
+
+        sample = sample_from_sequence(seq)
+        sample["keypoints"] = np.ascontiguousarray(sample["keypoints"][:, start:end, :, :self.coords])
+        if sample.get("scores") is not None:
+            sample["scores"] = np.ascontiguousarray(sample["scores"][:, start:end])
+        sample["layout"] = self.layout
+        # test pipelines are deterministic; the generator is only there for the interface
+        sample = self.pipeline(sample, np.random.default_rng(self.seed))
+        x = fit_persons(np.asarray(sample["keypoints"], dtype=np.float32), self.num_persons)
+        if not np.isfinite(x).all():
+            raise DataError("the test pipeline produced NaN or infinite coordinates", seq.name, "keypoints")
+        return {"x": torch.from_numpy(np.ascontiguousarray(x)), "label": 0, "index": 0}
+
+    def probabilities(self, seq: SkeletonSequence, spans: Sequence[tuple[int, int | None]] = ((0, None),)
+                      ) -> np.ndarray:
+        """Softmax class probabilities ``[len(spans), K]`` (float64) of frames ``[start, end)`` of ``seq``, each
+        through the test pipeline and batched as evaluation batches them."""
+        import torch
+
+        from skelact.data.dataset import collate_skeletons
+        from skelact.engine.threads import use_threads
+
+        out = []
+        with use_threads(self.threads, 1), torch.no_grad():
+            for first in range(0, len(spans), _BATCH):
+                batch = [self._sample(seq, s, e) for s, e in spans[first:first + _BATCH]]
+                logits = self.network(collate_skeletons(batch, self.num_frames)["x"])
+                out.append(torch.softmax(logits.double(), dim=-1).numpy())
+        return np.concatenate(out)
+
+
+# ------------------------------------------------------------------------------------------------------ predict
+
+
+def load_input(predictor: Predictor, path: Path, fmt: str | None = None, *, mirrored: bool = False,
+               estimator: str = "mediapipe") -> tuple[SkeletonSequence, str]:
+    """``(sequence in the model's layout, kind)`` of a video or skeleton file (see the module docstring)."""
+    if not path.exists():
+        raise DataError("input not found", path, "INPUT")
+    if path.is_dir():
+        raise DataError("is a directory; give one video or skeleton file", path, "INPUT")
+    if fmt is None and is_video(path):
+        from skelact.pose.mapping import get_mapping
+        from skelact.pose.pipeline import video_to_sequence
+
+        if estimator == "mediapipe":  # refuse before the estimator loads and the video is decoded
+            try:
+                get_mapping("mediapipe33", predictor.layout)
+            except LayoutError as e:
+                raise LayoutError(f"the model of {predictor.run} takes layout {predictor.layout.name!r}, which the "
+                                  f"{estimator} estimator cannot produce ({e.message})", path, "layout") from None
+        coordinates = "image" if predictor.coords == 2 else "world"
+        options = {"coordinates": coordinates} if estimator == "mediapipe" else {}
+        seq = video_to_sequence(path, estimator, predictor.layout, max_persons=predictor.num_persons,
+                                mirrored=mirrored, estimator_options=options)
+        return seq, "video"
+    fmt = fmt or guess_format(path)
+    options = predictor.data_options if fmt == predictor.data_format else {}
+    return read_skeleton_file(path, fmt, options), fmt
+
+
+def predict(run_or_checkpoint: str | PathLike, input_path: str | PathLike, *, fmt: str | None = None,
+            top_k: int = 5, window: int | None = None, stride: int | None = None, checkpoint: str = "best",
+            mirrored: bool = False, render: str | PathLike | None = None, predictor: Predictor | None = None
+            ) -> Prediction:
+    """Classify ``input_path`` with a run (see the module docstring); ``render``: write the annotated video there."""
+    path = Path(input_path)
+    if top_k < 1:
+        raise ConfigError(f"must be at least 1, got {top_k}", field="--top-k")
+    for name, value in (("--window", window), ("--stride", stride)):
+        if value is not None and value < 1:
+            raise ConfigError(f"must be at least 1 frame, got {value}", field=name)
+    if render is not None and Path(render).suffix.lower() != ".mp4":
+        raise ConfigError("the rendered video is written as MP4; give a path ending in .mp4", str(render), "--render")
+    if not path.exists():
+        raise DataError("input not found", path, "INPUT")
+    predictor = predictor or Predictor(run_or_checkpoint, checkpoint)
+    seq, kind = load_input(predictor, path, fmt, mirrored=mirrored)
+    if render is not None and kind != "video":
+        raise ConfigError(f"--render needs a video input; {path.name} is a {kind} skeleton file", str(path),
+                          "--render")
+    predictor.check_layout(seq, path)
+
+    names = predictor.class_names
+    probs = predictor.probabilities(seq)[0]
+    order = np.argsort(-probs, kind="stable")[: min(top_k, probs.size)]
+    topk = [ClassProbability(int(k), names[k], float(probs[k])) for k in order]
+
+    win = int(window or predictor.window)
+    step = int(stride or max(1, win // 2))
+    timeline: list[TimelineWindow] = []
+    if seq.num_frames > win:
+        starts = window_starts(seq.num_frames, win, step)
+        window_probs = predictor.probabilities(seq, [(s, s + win) for s in starts])
+        for s, p in zip(starts, window_probs):
+            k = int(np.argmax(p))
+            timeline.append(TimelineWindow(s, s + win, k, names[k], float(p[k])))
+    result = Prediction(input=path.resolve(), run=predictor.run, checkpoint=predictor.checkpoint, kind=kind,
+                        sequence=seq, class_names=names, probs=probs, topk=topk, timeline=timeline, window=win,
+                        stride=step)
+    if render is not None:
+        render_prediction(result, render)
+    return result
+
+
+def render_prediction(prediction: Prediction, out: str | PathLike) -> int:
+    """Write ``out``: the input video with the skeleton and the per-frame top action; returns frames written."""
+    from skelact.pose.render import render_video
+
+    seq = prediction.sequence
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return render_video(prediction.input, out, seq.keypoints, seq.scores, seq.layout, captions=prediction.caption)
+
+
+def format_prediction(prediction: Prediction) -> str:
+    """The human-readable report ``skelact predict`` prints."""
+    seq = prediction.sequence
+    lines = [f"input    {prediction.input} ({prediction.kind}, {seq.num_frames} frames, layout {seq.layout})",
+             f"model    {prediction.checkpoint}"]
+    width = max(len(c.name) for c in prediction.topk)
+    for rank, c in enumerate(prediction.topk, 1):
+        lines.append(f"{rank:>2}. {c.name:<{width}}  {100 * c.prob:6.2f} %")
+    if prediction.timeline:
+        lines.append(f"timeline (window {prediction.window} frames, stride {prediction.stride}):")
+        for w in prediction.timeline:
+            lines.append(f"  frames {w.start:>5}-{w.end - 1:<5}  {w.name}  {100 * w.prob:.1f} %")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------ the CLI
+
+
+def add_predict_arguments(parser: Any) -> Any:
+    """The arguments of ``skelact predict`` on an :class:`argparse.ArgumentParser`."""
+    parser.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run directory or a .ckpt file inside one")
+    parser.add_argument("input", metavar="INPUT", help="a video or a skeleton file (.skeleton, .json, .mat, .npy)")
+    parser.add_argument("--format", dest="fmt", default=None, metavar="FMT",
+                        help="skeleton format of INPUT (default: guessed from the file)")
+    parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to print (default 5)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--window", type=int, default=None, metavar="N",
+                        help="timeline window in frames (default: the test pipeline's window)")
+    parser.add_argument("--stride", type=int, default=None, metavar="S",
+                        help="timeline stride in frames (default: half the window)")
+    parser.add_argument("--render", default=None, metavar="OUT.mp4",
+                        help="write the video with the skeleton and the current top action (video input only)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--mirrored", action="store_true",
+                        help="the video is a mirror image (NTU RGB+D's colour videos are): swap left and right")
+    return parser
+
+
+def predict_command(args: Any) -> int:
+    import json
+
+    result = predict(args.run, args.input, fmt=args.fmt, top_k=args.top_k, window=args.window, stride=args.stride,
+                     checkpoint=args.checkpoint, mirrored=args.mirrored, render=args.render)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(format_prediction(result))
+        if args.render:
+            print(f"rendered {Path(args.render).resolve()}")
+    return 0
