@@ -6,23 +6,17 @@ that network: the same layers, widths, initialisation and parameter count (1,446
 persons, 3 coordinates; 1,426,892 for NW-UCLA with 20 joints, 1 person, 10 classes), computed in a cheaper but
 mathematically identical way:
 
-- between the data batch-norm and the pooling, activations are channel-major, ``[C, N * M, T, V]``
-  (:mod:`skelact.models.layers`): every 1x1 convolution is one matrix product over the whole batch, batch-norm
-  statistics are row sums, and the per-channel graph aggregation reads the value features and topologies without
-  any permute;
 - the query/key 1x1 convolutions of CTR-GC are applied to the time-averaged input (a 1x1 convolution commutes
   with the mean over frames, which the reference takes after convolving every frame);
-- the three subsets' 1x1 value convolutions run as one product with stacked weights; the topology refinement
-  ``alpha * (conv4(rel) + b4) + A`` is one product per subset with the bias and the shared topology ``A`` as two
-  extra rank-one terms (so no elementwise pass over the large ``[N, C, V, V]`` topology tensor), and the three
-  ``einsum('ncuv,nctv->nctu')`` aggregations plus their sum are accumulated in place;
-- the multi-scale temporal convolution runs its three branch-entry 1x1 convolutions as one, its strided fourth
-  branch only on the frames it keeps, and the per-branch batch-norms that act on disjoint channels as one
-  batch-norm over the concatenated channels (batch-norm is per channel, so this is the same function with the
-  same parameters); the block's residual add and ReLU are fused into that last batch-norm.
+- the three subsets' 1x1 convolutions run as one convolution with stacked weights, and their three
+  ``einsum('ncuv,nctv->nctu')`` aggregations plus the sum over subsets as one batched matrix product contracting
+  over (subset, joint);
+- the multi-scale temporal convolution runs its four branch-entry 1x1 convolutions as one, and the per-branch
+  batch-norms that act on disjoint channels as one batch-norm over the concatenated channels (batch-norm is
+  per channel, so this is the same function with the same parameters).
 
 :func:`convert_official_state_dict` maps an official checkpoint onto this module, so official weights give the
-same outputs (float rounding aside). ``benchmarks/bench_models.py`` measures the speed against the official code.
+same outputs (float rounding aside).
 """
 
 from __future__ import annotations
@@ -36,9 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from skelact.errors import ConfigError
-from skelact.models.layers import (DataBatchNorm, SkeletonGCN, batch_norm_cm, check_feature_blocks, conv1x1_cm,
-                                   kaiming_fan_out_, make_generator, max_pool_frames_cm, resolve_partition,
-                                   standard_block_specs)
+from skelact.models.layers import (DataBatchNorm, SkeletonGCN, check_feature_blocks, kaiming_fan_out_,
+                                   make_generator, resolve_partition, standard_block_specs)
 
 
 def relation_channels(in_channels: int, rel_reduction: int = 8) -> int:
@@ -51,47 +44,6 @@ def relation_channels(in_channels: int, rel_reduction: int = 8) -> int:
     return 8 if in_channels < 16 else max(1, in_channels // rel_reduction)
 
 
-class _ChannelwiseAggregation(torch.autograd.Function):
-    """``y[i, t, u] = sum_k sum_v value[k, i, t, v] * topology[k, i, u, v]`` for ``value [K, I, T, V]`` and
-    ``topology [K, I, U, V]`` (``I`` = channel x sample): products accumulated in place, and gradients written
-    straight into one buffer per input rather than stacked from per-subset pieces."""
-
-    @staticmethod
-    def forward(ctx, value, topology):
-        y = torch.bmm(value[0], topology[0].transpose(1, 2))
-        for k in range(1, value.shape[0]):
-            y.baddbmm_(value[k], topology[k].transpose(1, 2))
-        ctx.save_for_backward(value, topology)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        value, topology = ctx.saved_tensors
-        grad_value = grad_topology = None
-        if ctx.needs_input_grad[0]:
-            grad_value = torch.empty_like(value)
-            for k in range(value.shape[0]):
-                torch.bmm(grad, topology[k], out=grad_value[k])
-        if ctx.needs_input_grad[1]:
-            grad_topology = torch.empty_like(topology)
-            grad_t = grad.transpose(1, 2)
-            for k in range(value.shape[0]):
-                torch.bmm(grad_t, value[k], out=grad_topology[k])
-        return grad_value, grad_topology
-
-
-def channelwise_aggregate(value: torch.Tensor, topology: torch.Tensor) -> torch.Tensor:
-    """CTR-GC's aggregation summed over subsets: ``value [K, I, T, V]``, ``topology [K, I, U, V]`` ->
-    ``[I, T, U]`` (the reference's ``einsum('ncuv,nctv->nctu')`` per subset, then the sum)."""
-    if (torch.is_grad_enabled() and (value.requires_grad or topology.requires_grad)
-            and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()):
-        return _ChannelwiseAggregation.apply(value, topology)
-    y = torch.bmm(value[0], topology[0].transpose(1, 2))
-    for k in range(1, value.shape[0]):
-        y = torch.baddbmm(y, value[k], topology[k].transpose(1, 2))
-    return y
-
-
 class CTRGraphConv(nn.Module):
     """The spatial unit (reference ``unit_gcn`` with its ``K`` ``CTRGC`` subsets), input/output ``[N, C, T, V]``.
 
@@ -102,8 +54,7 @@ class CTRGraphConv(nn.Module):
 
     Parameters keep the reference's count but are stacked over subsets: ``relation_weight[0, k]`` is the
     reference's ``convs[k].conv1`` (query), ``relation_weight[1, k]`` its ``conv2`` (key), ``value_weight[k]`` its
-    ``conv3`` and ``refine_weight[k]`` its ``conv4``. :meth:`forward_cm` computes in the channel-major layout
-    ``[C, N, T, V]`` the model runs in; :meth:`forward` wraps it for ``[N, C, T, V]``.
+    ``conv3`` and ``refine_weight[k]`` its ``conv4``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, partition: torch.Tensor, adaptive: bool = True,
@@ -147,44 +98,31 @@ class CTRGraphConv(nn.Module):
             nn.init.ones_(self.down[1].weight)
             nn.init.zeros_(self.down[1].bias)
 
-    def _topologies_cm(self, x: torch.Tensor) -> torch.Tensor:
-        """Refined topologies ``[K, C_out * N, U, V]`` (channel-major rows) of a channel-major ``x [C, N, T, V]``."""
-        c, n, _, v = x.shape
-        k, r, o = self.num_subsets, self.rel_channels, self.out_channels
-        # conv1/conv2 commute with the mean over frames
-        qk = conv1x1_cm(x.mean(dim=2), self.relation_weight.reshape(2 * k * r, c), self.relation_bias.reshape(-1))
-        qk = qk.view(2, k, r, n, v)
-        relation = torch.tanh(qk[0].unsqueeze(-1) - qk[1].unsqueeze(-2)).reshape(k, r, n * v * v)
-        # alpha * (W4 rel + b4) + A = [alpha W4 | alpha b4 | 1] @ [rel; 1; A]: one product per subset
-        ones = relation.new_ones(1, 1, 1).expand(k, 1, n * v * v)
-        shared = self.topology.reshape(k, 1, 1, v * v).expand(k, 1, n, v * v).reshape(k, 1, n * v * v)
-        weights = torch.cat([self.refine_weight * self.alpha, (self.refine_bias * self.alpha).unsqueeze(-1),
-                             self.refine_bias.new_ones(1, 1, 1).expand(k, o, 1)], dim=2)
-        return torch.bmm(weights, torch.cat([relation, ones, shared], dim=1)).view(k, o * n, v, v)
-
     def topologies(self, x: torch.Tensor) -> torch.Tensor:
-        """The refined per-channel topologies ``[N, K, C_out, V, V]`` of ``x [N, C, T, V]`` (index ``[..., u, v]``:
-        ``v`` sends to ``u``)."""
-        n, v = x.shape[0], x.shape[3]
-        refined = self._topologies_cm(x.transpose(0, 1).contiguous())
-        return refined.view(self.num_subsets, self.out_channels, n, v, v).permute(2, 0, 1, 3, 4)
-
-    def forward_cm(self, x: torch.Tensor) -> torch.Tensor:
-        """The unit on a channel-major ``x [C_in, N, T, V]``; returns ``[C_out, N, T, V]``."""
-        c, n, t, v = x.shape
-        k, o = self.num_subsets, self.out_channels
-        topology = self._topologies_cm(x)
-        value = conv1x1_cm(x, self.value_weight.reshape(k * o, c), self.value_bias.reshape(k * o))
-        y = channelwise_aggregate(value.view(k, o * n, t, v), topology).view(o, n, t, v)
-        if self.down is None:
-            residual = x
-        else:
-            residual = batch_norm_cm(conv1x1_cm(x, self.down[0].weight, self.down[0].bias), self.down[1])
-        return batch_norm_cm(y, self.bn, residual, relu=True)
+        """The refined per-channel topologies ``[N, K, C_out, V, V]`` (index ``[..., u, v]``: ``v`` sends to ``u``)."""
+        n, c, _, v = x.shape
+        k, r, o = self.num_subsets, self.rel_channels, self.out_channels
+        mean = x.mean(dim=2)  # [N, C, V]; conv1/conv2 commute with this mean
+        qk = torch.matmul(self.relation_weight.reshape(2 * k * r, c), mean) + self.relation_bias.reshape(-1, 1)
+        query, key = qk.view(n, 2, k, r, v).unbind(1)
+        relation = torch.tanh(query.unsqueeze(-1) - key.unsqueeze(-2))  # [N, K, R, U, V]
+        refined = torch.matmul(self.refine_weight, relation.reshape(n, k, r, v * v))  # [N, K, O, U*V]
+        # alpha * (W4 rel + b4) + A, with the two constant terms folded into one small tensor
+        offset = self.refine_bias.unsqueeze(-1) * self.alpha + self.topology.reshape(k, 1, v * v)
+        return torch.addcmul(offset, refined, self.alpha).view(n, k, o, v, v)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The unit on ``x [N, C_in, T, V]``; returns ``[N, C_out, T, V]``."""
-        return self.forward_cm(x.transpose(0, 1).contiguous()).transpose(0, 1)
+        n, c, t, v = x.shape
+        k, o = self.num_subsets, self.out_channels
+        adjacency = self.topologies(x)
+        value = F.conv2d(x, self.value_weight.reshape(k * o, c, 1, 1), self.value_bias.reshape(k * o))
+        # One product contracting over (subset, sender joint) does the three aggregations and their sum.
+        value = value.view(n, k, o, t, v).permute(0, 2, 3, 1, 4).reshape(n * o, t, k * v)
+        adjacency = adjacency.permute(0, 2, 1, 4, 3).reshape(n * o, k * v, v)
+        y = torch.bmm(value, adjacency).view(n, o, t, v)
+        y = self.bn(y)
+        y = y + (x if self.down is None else self.down(x))
+        return F.relu(y)
 
 
 class MultiScaleTemporalConv(nn.Module):
@@ -194,8 +132,7 @@ class MultiScaleTemporalConv(nn.Module):
     dilation 1 and 2 (two branches), or a 3x1 max-pool; the fourth branch is a strided 1x1 conv alone. Each branch
     ends in a BN; outputs are concatenated. Here the four entry convolutions are one ``C -> C`` convolution
     (``pointwise``), the three entry BNs one BN (``entry_bn``) and the four exit BNs one BN (``exit_bn``); the
-    fourth branch's strided 1x1 conv is applied to the frames it keeps. :meth:`forward_cm` computes in the
-    channel-major layout ``[C, N, T, V]``; :meth:`forward` wraps it for ``[N, C, T, V]``.
+    fourth branch's strided 1x1 conv is the unstrided one sampled every ``stride`` frames.
     """
 
     def __init__(self, channels: int, kernel_size: int = 5, stride: int = 1, dilations: Sequence[int] = (1, 2)):
@@ -230,24 +167,15 @@ class MultiScaleTemporalConv(nn.Module):
                 bn.weight.normal_(1.0, 0.02, generator=generator)
             nn.init.zeros_(bn.bias)
 
-    def forward_cm(self, x: torch.Tensor, residual: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
-        """The unit on a channel-major ``x [C, N, T, V]``, then ``+ residual`` and ReLU if given (fused into the
-        exit batch-norm); returns ``[C, N, T // stride, V]``."""
-        bc, s, nd = self.branch_channels, self.stride, len(self.temporal)
-        entry = (nd + 1) * bc
-        weight, bias = self.pointwise.weight.flatten(1), self.pointwise.bias
-        hidden = batch_norm_cm(conv1x1_cm(x, weight[:entry], bias[:entry]), self.entry_bn, relu=True)
-        # oneDNN's temporal convolution wants NCHW: each branch's slice is transposed in and out (a quarter of
-        # the channels each), which is cheaper than running the 1x1 and batch-norm work in NCHW.
-        outs = [conv(hidden[i * bc:(i + 1) * bc].transpose(0, 1)).transpose(0, 1)
-                for i, conv in enumerate(self.temporal)]
-        outs.append(max_pool_frames_cm(hidden[nd * bc:], 3, s, 1))
-        outs.append(conv1x1_cm(x[:, :, ::s] if s > 1 else x, weight[entry:], bias[entry:]))
-        return batch_norm_cm(torch.cat(outs, dim=0), self.exit_bn, residual, relu)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The unit on ``x [N, C, T, V]``; returns ``[N, C, T // stride, V]``."""
-        return self.forward_cm(x.transpose(0, 1).contiguous()).transpose(0, 1)
+        bc, s = self.branch_channels, self.stride
+        entry = self.pointwise(x)
+        nd = len(self.temporal)
+        hidden = F.relu(self.entry_bn(entry[:, :(nd + 1) * bc]))
+        outs = [conv(hidden[:, i * bc:(i + 1) * bc]) for i, conv in enumerate(self.temporal)]
+        outs.append(F.max_pool2d(hidden[:, nd * bc:], (3, 1), stride=(s, 1), padding=(1, 0)))
+        outs.append(entry[:, (nd + 1) * bc:, ::s])
+        return self.exit_bn(torch.cat(outs, dim=1))
 
 
 class CTRGCNBlock(nn.Module):
@@ -276,19 +204,13 @@ class CTRGCNBlock(nn.Module):
             nn.init.ones_(self.residual[1].weight)
             nn.init.zeros_(self.residual[1].bias)
 
-    def forward_cm(self, x: torch.Tensor) -> torch.Tensor:
-        """The block on a channel-major ``x [C_in, N, T, V]``; returns ``[C_out, N, T // stride, V]``."""
-        if self.residual is not None:
-            conv, bn = self.residual
-            stride = conv.stride[0]
-            residual = batch_norm_cm(conv1x1_cm(x[:, :, ::stride] if stride > 1 else x, conv.weight, conv.bias), bn)
-        else:
-            residual = x if self.has_residual else None
-        return self.tcn.forward_cm(self.gcn.forward_cm(x), residual, relu=True)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The block on ``x [N, C_in, T, V]``; returns ``[N, C_out, T // stride, V]``."""
-        return self.forward_cm(x.transpose(0, 1).contiguous()).transpose(0, 1)
+        y = self.tcn(self.gcn(x))
+        if self.residual is not None:
+            y = y + self.residual(x)
+        elif self.has_residual:
+            y = y + x
+        return F.relu(y)
 
 
 class CTRGCN(SkeletonGCN):
@@ -352,14 +274,8 @@ class CTRGCN(SkeletonGCN):
             bound = 1.0 / math.sqrt(self.fc.in_features)
             self.fc.bias.uniform_(-bound, bound, generator=generator)
 
-    def _to_inner(self, h: torch.Tensor) -> torch.Tensor:
-        return h.transpose(0, 1).contiguous()  # channel-major [C, N * M, T, V]
-
-    def _to_outer(self, h: torch.Tensor) -> torch.Tensor:
-        return h.transpose(0, 1)
-
     def _block(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks[index].forward_cm(x)
+        return self.blocks[index](x)
 
 
 def _check_positive(**values: int) -> None:

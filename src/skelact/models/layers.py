@@ -9,10 +9,6 @@ Tensor layouts (documented once, here):
   (ST-GCN, CTR-GCN: every person slot is a separate sample until the final pooling).
 - Stage features returned for FR-Head are in that inner layout ``[N * M, C_b, T_b, V]``, person-major within a
   sample (row ``n * M + m``), exactly what the official CTR-GCN / FR-Head code hands its auxiliary heads.
-- A backbone may compute in another memory layout between the data batch-norm and the pooling (CTR-GCN uses the
-  channel-major ``[C, N * M, T, V]``, see :func:`conv1x1_cm`); it converts at the two ends through
-  :meth:`SkeletonGCN._to_inner` / :meth:`SkeletonGCN._to_outer`, so everything seen from outside keeps the layouts
-  above.
 """
 
 from __future__ import annotations
@@ -22,7 +18,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from skelact.errors import ConfigError, DataError
@@ -157,25 +152,17 @@ class SkeletonGCN(nn.Module):
             raise DataError(f"expected [N, M={expect_m}, T, V={self.num_joints}, C={self.in_channels}], "
                             f"got {tuple(x.shape)}", field="input")
 
-    def _to_inner(self, h: torch.Tensor) -> torch.Tensor:
-        """``[N * M, C, T, V]`` to the layout :meth:`_block` computes in (the same here)."""
-        return h
-
-    def _to_outer(self, h: torch.Tensor) -> torch.Tensor:
-        """The inverse of :meth:`_to_inner`; may return a strided view."""
-        return h
-
     def _run(self, x: torch.Tensor, keep_features: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         self._check_input(x)
         n, m = x.shape[0], x.shape[1]
-        h = self._to_inner(self.data_bn(x))
+        h = self.data_bn(x)
         taps = []
         for i in range(len(self.blocks)):
             h = self._block(i, h)
             if keep_features and (i + 1) in self.feature_blocks:
-                taps.append(self._to_outer(h).contiguous())
+                taps.append(h)
         # Global average over frames and joints, then over person slots (both references).
-        pooled = self._to_outer(h).mean(dim=(2, 3)).view(n, m, -1).mean(dim=1)
+        pooled = h.mean(dim=(2, 3)).view(n, m, -1).mean(dim=1)
         return pooled, taps
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
@@ -212,105 +199,3 @@ def make_generator(seed: int | None) -> torch.Generator | None:
     g = torch.Generator()
     g.manual_seed(int(seed))
     return g
-
-
-# ------------------------------------------------------------------------------------ channel-major computation
-#
-# In the channel-major layout ``[C, N * M, T, V]`` (channels outermost) a 1x1 convolution over the whole batch is
-# one matrix product ``W [C_out, C_in] @ h [C_in, N*M*T*V]``, a batch-norm's statistics are sums over contiguous
-# rows, and channel slices are contiguous. On CPU this is what makes the GEMM-heavy GCNs fast: the
-# convolutions that the NCHW layout runs as many small per-sample products (plus oneDNN layout reorders) become a
-# few large ones, and no permute is needed between a 1x1 convolution and the per-channel graph aggregation.
-
-
-def conv1x1_cm(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """A 1x1 convolution (``nn.Conv2d(C_in, C_out, 1)``) of a channel-major ``h [C_in, ...]``: ``W @ h + b`` as one
-    matrix product over every sample and position; ``weight`` is ``[C_out, C_in]`` (or the conv's 4-D weight)."""
-    c = h.shape[0]
-    weight = weight.reshape(weight.shape[0], c)
-    flat = h.reshape(c, -1)
-    out = weight @ flat if bias is None else torch.addmm(bias.unsqueeze(1), weight, flat)
-    return out.view(weight.shape[0], *h.shape[1:])
-
-
-class _ChannelMajorBatchNorm(torch.autograd.Function):
-    """Training-mode batch-norm of the rows of ``x [C, L]`` (statistics over each row), optionally followed by
-    ``+ residual`` and a ReLU, with torch's running-statistics update and the standard backward formula.
-
-    torch's own kernel for a channels-first input estimates the variance with a slow per-channel Welford loop on
-    CPU; here the mean and the centred sum of squares are plain row reductions (the same two-pass formula, so the
-    same values up to float rounding), and the residual add and ReLU are fused into the output pass.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, residual, relu, running_mean, running_var, factor, eps):
-        count = x.shape[1]
-        mean = x.sum(dim=1) / count
-        centred = x - mean.unsqueeze(1)
-        var = (centred * centred).sum(dim=1) / count  # biased: the one batch-norm normalises with
-        inv_std = torch.rsqrt(var + eps)
-        scale = weight * inv_std
-        y = torch.addcmul(bias.unsqueeze(1), centred, scale.unsqueeze(1))
-        if residual is not None:
-            y += residual
-        if relu:
-            y.relu_()
-        if running_mean is not None:
-            running_mean.mul_(1.0 - factor).add_(mean, alpha=factor)
-            # torch updates the running variance with the unbiased estimate
-            running_var.mul_(1.0 - factor).add_(var * (count / max(count - 1, 1)), alpha=factor)
-        ctx.relu, ctx.has_residual = relu, residual is not None
-        ctx.save_for_backward(centred, inv_std, scale, y if relu else None)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        centred, inv_std, scale, y = ctx.saved_tensors
-        count = centred.shape[1]
-        if ctx.relu:
-            grad = torch.ops.aten.threshold_backward(grad, y, 0)
-        sum_grad = grad.sum(dim=1)
-        sum_grad_centred = (grad * centred).sum(dim=1)
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            # d/dx of w * (x - mean) / std: scale * (g - mean(g) - centred * mean(g * centred) / var)
-            grad_x = torch.addcmul((scale * (-sum_grad / count)).unsqueeze(1), grad, scale.unsqueeze(1))
-            grad_x.addcmul_(centred, (-scale * inv_std * inv_std * sum_grad_centred / count).unsqueeze(1))
-        grad_weight = sum_grad_centred * inv_std if ctx.needs_input_grad[1] else None
-        grad_bias = sum_grad if ctx.needs_input_grad[2] else None
-        grad_residual = grad if ctx.has_residual and ctx.needs_input_grad[3] else None
-        return grad_x, grad_weight, grad_bias, grad_residual, None, None, None, None, None
-
-
-def batch_norm_cm(h: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, residual: torch.Tensor | None = None,
-                  relu: bool = False) -> torch.Tensor:
-    """``bn`` (a ``BatchNorm1d/2d`` over ``C`` channels) applied to a channel-major ``h [C, ...]``, then
-    ``+ residual`` (same shape) and ReLU if asked: the same function, parameters and running-statistics update as
-    the module on the NCHW tensor."""
-    c = h.shape[0]
-    fast = (bn.training and bn.affine and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
-    if not fast:
-        y = bn(h.reshape(1, c, -1, 1) if isinstance(bn, nn.BatchNorm2d) else h.reshape(1, c, -1)).view(h.shape)
-        if residual is not None:
-            y = y + residual
-        return F.relu(y) if relu else y
-    factor = 0.0
-    if bn.track_running_stats:
-        bn.num_batches_tracked.add_(1)
-        factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
-    y = _ChannelMajorBatchNorm.apply(h.reshape(c, -1), bn.weight, bn.bias,
-                                     None if residual is None else residual.reshape(c, -1), relu,
-                                     bn.running_mean if bn.track_running_stats else None,
-                                     bn.running_var if bn.track_running_stats else None, factor, bn.eps)
-    return y.view(h.shape)
-
-
-def max_pool_frames_cm(h: torch.Tensor, kernel_size: int, stride: int, padding: int) -> torch.Tensor:
-    """``F.max_pool2d(x, (kernel_size, 1), (stride, 1), (padding, 0))`` over the frames of a channel-major
-    ``h [C, B, T, V]``. Seen as ``[C * B, V, T, 1]``, ``h`` is already a channels-last tensor, for which torch's
-    pooling kernel vectorises over the joints (the NCHW kernel, pooling across rows of only ``V`` values, is an
-    order of magnitude slower); same windows, same values, same gradient routing."""
-    c, b, t, v = h.shape
-    pooled = F.max_pool2d(h.reshape(c * b, t, 1, v).permute(0, 3, 1, 2), (kernel_size, 1), (stride, 1),
-                          (padding, 0))
-    return pooled.permute(0, 2, 3, 1).reshape(c, b, pooled.shape[2], v)
