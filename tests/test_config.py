@@ -160,7 +160,7 @@ def test_model_arguments_checked_against_the_constructor(tmp_path: Path):
 # the shipped configs
 
 
-SHIPPED = sorted((CONFIGS / "nw_ucla").rglob("*.yaml"))
+SHIPPED = sorted((CONFIGS / "nw_ucla").rglob("*.yaml")) + sorted((CONFIGS / "penn_action").rglob("*.yaml"))
 STREAM_CONFIG = re.compile(r"(ctrgcn|stgcn)(_frhead)?_(joint|bone|joint_motion|bone_motion)")
 
 
@@ -168,6 +168,9 @@ def test_all_shipped_configs_load():
     """Every shipped config composes and validates; the stream configs say what their file name says."""
     assert {p.stem for p in SHIPPED} >= {"ctrgcn_joint", "ctrgcn_bone", "ctrgcn_joint_motion", "ctrgcn_bone_motion",
                                          "stgcn_joint", "ctrgcn_frhead_joint", "skeletonclr_joint", "crossclr_3view"}
+    penn = load_config(CONFIGS / "penn_action" / "ctrgcn_joint.yaml").cfg  # the video demo model
+    assert (penn.data.format, penn.data.split, penn.model.type) == ("penn-action", "official", "ctrgcn")
+    assert penn.data.test_pipeline[0]["type"] == "TorsoNormalize"
     checked = 0
     for path in SHIPPED:
         cfg = load_config(path).cfg

@@ -20,6 +20,7 @@ from skelact.data.transforms import (
     RandomViewRotation,
     Shear,
     TemporalCrop,
+    TorsoNormalize,
     UclaSample,
     UniformSample,
     ValidCropResize,
@@ -390,6 +391,54 @@ def test_center_on_joint_and_min_max_by_hand():
                                   np.concatenate([MinMaxNormalize()(sample_of(one), None)["keypoints"], 0 * one]))
     flat = np.array([[[[1, 1, 7], [3, 5, 7]]]], np.float32)  # z has no spread
     np.testing.assert_allclose(MinMaxNormalize()(sample_of(flat), None)["keypoints"][0, 0, :, 2], [0, 0])
+
+
+def torso_layout() -> Layout:
+    joints = ["head", "left_shoulder", "right_shoulder", "left_hip", "right_hip"]
+    return Layout.from_dict({"name": "torso5", "joints": joints,
+                             "parents": [None, "head", "head", "left_shoulder", "right_shoulder"], "center": "head"})
+
+
+def test_torso_normalize_by_hand():
+    # frame 0: hips at (0, 10), (4, 10) -> midpoint (2, 10); shoulders (0, 4), (4, 4) -> torso 6
+    # frame 1: everything moved by (+2, 0) and the torso foreshortened to 2; median torso of (6, 2, 6) = 6
+    f0 = [[2, 0], [0, 4], [4, 4], [0, 10], [4, 10]]
+    f1 = [[4, 6], [2, 8], [6, 8], [2, 10], [6, 10]]
+    kp = np.array([[f0, f1, f0]], np.float32)
+    out = TorsoNormalize()(sample_of(kp, layout=torso_layout()), None)["keypoints"]
+    centre = np.array([(2 + 4 + 2) / 3, 10.0])
+    np.testing.assert_allclose(out[0, 0], (np.array(f0) - centre) / 6, atol=1e-6)
+    np.testing.assert_allclose(out[0, 1], (np.array(f1) - centre) / 6, atol=1e-6)
+    # an absent second person stays absent; indices work without a layout
+    two = np.concatenate([kp, np.zeros_like(kp)])
+    by_index = TorsoNormalize(center=[3, 4], bottom=[3, 4], top=[1, 2])(sample_of(two), None)["keypoints"]
+    np.testing.assert_allclose(by_index[0], out[0], atol=1e-6)
+    np.testing.assert_array_equal(by_index[1], 0)
+    with pytest.raises(DataError):
+        TorsoNormalize(center=[3, 4], bottom=[3, 4], top=[1, 2])(sample_of(np.zeros_like(kp), name="z"), None)
+    with pytest.raises(ConfigError):
+        TorsoNormalize(center=[])
+
+
+def test_torso_normalize_removes_camera_scale_and_position(shared_data):
+    """What makes Penn's hand-clicked pixels comparable to an estimator's on other videos: the same pose filmed
+    closer (x 2.5) and elsewhere in the frame normalises to the same numbers."""
+    from skelact.data.sources.penn_action import PennActionSource
+
+    seq = PennActionSource(shared_data / "penn_action_labels").read(shared_data / "penn_action_labels" / "labels"
+                                                                     / "0001.mat")
+    base = {"keypoints": seq.keypoints, "layout": seq.layout, "name": seq.name}
+    moved = dict(base, keypoints=seq.keypoints * 2.5 + np.array([300.0, -40.0], np.float32))
+    a = TorsoNormalize()(base, None)["keypoints"]
+    b = TorsoNormalize()(moved, None)["keypoints"]
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    from skelact.skeleton.layout import get_layout
+
+    layout = get_layout(seq.layout)
+    hips = a[0][:, [layout.index("left_hip"), layout.index("right_hip")]].mean(axis=1)
+    shoulders = a[0][:, [layout.index("left_shoulder"), layout.index("right_shoulder")]].mean(axis=1)
+    np.testing.assert_allclose(hips.mean(axis=0), 0, atol=1e-5)
+    assert np.median(np.linalg.norm(shoulders - hips, axis=-1)) == pytest.approx(1, abs=1e-5)
 
 
 def test_rotation_helpers():

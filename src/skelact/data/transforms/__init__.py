@@ -22,6 +22,7 @@ argument raises one :class:`~skelact.errors.ConfigError` naming it. :data:`PRESE
 ``MinMaxNormalize``    CTR-GCN NW-UCLA: per-axis min-max to [-1, 1] over the sample
 ``UclaSample``         CTR-GCN NW-UCLA: 52 sorted draws (train) / evenly spaced frames (test)
 ``PreNormalize3D``     pyskl / 2s-AGCN: drop empty frames, centre, spine to +z, shoulders to +x
+``TorsoNormalize``     image keypoints: hip midpoint to 0, median torso length to 1 (ours; any estimator)
 ``UniformSample``      pyskl ``UniformSampleFrames``: segment-wise sampling, seeded and deterministic in test mode
 ``TemporalCrop``       CrosSCLR / SkeletonCLR ``temperal_crop``: mirrored padding T // 6, random crop of length T
 ``Shear``              CrosSCLR / SkeletonCLR ``shear``: random 3x3 shear, off-diagonals in +-0.5
@@ -75,7 +76,7 @@ from skelact.data.transforms.temporal import (
     uniform_sample_test_indices,
     valid_crop_window,
 )
-from skelact.data.transforms.view import CenterOnJoint, MinMaxNormalize, PreNormalize3D
+from skelact.data.transforms.view import CenterOnJoint, MinMaxNormalize, PreNormalize3D, TorsoNormalize
 
 __all__ = [
     "MODALITIES",
@@ -93,6 +94,7 @@ __all__ = [
     "Sample",
     "Shear",
     "TemporalCrop",
+    "TorsoNormalize",
     "ToModality",
     "UclaSample",
     "UniformSample",

@@ -167,3 +167,59 @@ class PreNormalize3D:
     def __repr__(self) -> str:
         return (f"PreNormalize3D(spine={list(self.spine)}, shoulders={list(self.shoulders)}, center={self.center!r},"
                 f" align_center={self.align_center}, align_spine={self.align_spine})")
+
+
+def _joint_group(owner: str, argument: str, value: Any) -> tuple[int | str, ...]:
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise bad_argument(owner, argument, "expected at least one joint")
+    return tuple(_joint_ref(owner, argument, v) for v in values)
+
+
+@register_transform
+class TorsoNormalize:
+    """Put image keypoints from any estimator or annotator on one footing: subtract the hip midpoint and divide by
+    the torso length, both measured on the whole sample.
+
+    Pixel coordinates depend on the camera's resolution, the person's distance and where they stand in the frame;
+    estimators agree far better on the *shape* of the body. So ``centre`` = the mean over present frames of the
+    midpoint of ``center`` joints (default: the hips), ``scale`` = the median over present frames of the distance
+    from the midpoint of ``bottom`` joints (hips) to the midpoint of ``top`` joints (shoulders), and every present
+    joint becomes ``(x - centre) / scale``. Per-sample rather than per-frame statistics keep the body's own
+    movement (a jump, a squat going down) in the signal; the median ignores frames where the torso is
+    foreshortened. The first person sets centre and scale for everyone, so people keep their relative places.
+
+    Works for 2D and 3D keypoints; joints are names (with a layout) or indices. A sample whose torso has no
+    length in any present frame (all joints on one point) is only centred.
+    """
+
+    def __init__(self, center: Any = ("left_hip", "right_hip"), bottom: Any = ("left_hip", "right_hip"),
+                 top: Any = ("left_shoulder", "right_shoulder")):
+        self.center = _joint_group("TorsoNormalize", "center", center)
+        self.bottom = _joint_group("TorsoNormalize", "bottom", bottom)
+        self.top = _joint_group("TorsoNormalize", "top", top)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        who = "TorsoNormalize"
+        kp = get_keypoints(sample, who)
+        absent = absent_person_frames(kp)
+        present = np.flatnonzero(~absent[0])
+        if present.size == 0:
+            raise DataError(f"{who}: the first person is absent from every frame", sample_name(sample), "keypoints")
+        x = kp.astype(np.float64)
+        first = x[0, present]
+
+        def midpoint(group: tuple[int | str, ...]) -> np.ndarray:
+            return first[:, [_resolve(sample, kp, j, who) for j in group]].mean(axis=1)
+
+        centre = midpoint(self.center).mean(axis=0)
+        torso = np.linalg.norm(midpoint(self.top) - midpoint(self.bottom), axis=-1)
+        torso = torso[torso > 0]
+        scale = float(np.median(torso)) if torso.size else 1.0
+        if not np.isfinite(scale) or not np.all(np.isfinite(centre)):
+            raise DataError(f"{who}: keypoints are not finite", sample_name(sample), "keypoints")
+        out = np.where(absent[..., None, None], 0.0, (x - centre) / scale)
+        return updated(sample, keypoints=as_float32(out))
+
+    def __repr__(self) -> str:
+        return f"TorsoNormalize(center={list(self.center)}, bottom={list(self.bottom)}, top={list(self.top)})"
