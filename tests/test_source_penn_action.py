@@ -57,6 +57,22 @@ def test_first_file_by_hand(penn_root):
     assert seq.name == "0001" and seq.layout == "penn13"
 
 
+def test_unannotated_joints_become_missing(penn_root, all_records):
+    """Clip 1292 (a pull-up filmed from the front, 204 x 480): the legs are out of the picture, and Penn stores
+    those six joints at (0.75, 0.75) with visibility 0; they become exactly (0, 0), the annotated ones stay."""
+    seq = PennActionSource(penn_root).read(penn_root / "labels" / "1292.mat")
+    mat = scipy.io.loadmat(str(penn_root / "labels" / "1292.mat"), squeeze_me=True)
+    assert mat["x"][0, 7] == pytest.approx(0.75) and mat["visibility"][0, 7] == 0
+    np.testing.assert_array_equal(seq.keypoints[0, :, 7:], 0)
+    np.testing.assert_array_equal(seq.scores[0, :, 7:], 0)
+    np.testing.assert_array_equal(seq.keypoints[0, :, :7, 0], mat["x"][:, :7].astype(np.float32))
+    # over all files: 187,352 joints (8.3 %) are unannotated, every one invisible
+    records, _ = all_records
+    missing = sum(int((r.keypoints == 0).all(axis=-1).sum()) for r in records)
+    assert missing == 187352
+    assert all(((r.keypoints == 0).all(axis=-1) <= (r.scores == 0)).all() for r in records)
+
+
 def test_class_names_and_split_names(penn_root):
     source = PennActionSource(penn_root)
     assert source.class_names() == sorted(PENN_ACTION_CLASSES) and len(PENN_ACTION_CLASSES) == 15

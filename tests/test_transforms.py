@@ -420,6 +420,22 @@ def test_torso_normalize_by_hand():
         TorsoNormalize(center=[])
 
 
+def test_torso_normalize_skips_missing_joints():
+    f0 = [[2, 0], [0, 4], [4, 4], [0, 10], [4, 10]]
+    f1 = [[2, 0], [0, 4], [4, 4], [0, 0], [4, 12]]  # left hip missing: this frame measures nothing
+    out = TorsoNormalize()(sample_of(np.array([[f0, f1]], np.float32), layout=torso_layout()), None)["keypoints"]
+    np.testing.assert_allclose(out[0, 1, 4], (np.array([4, 12]) - [2, 10]) / 6, atol=1e-6)
+    np.testing.assert_array_equal(out[0, 1, 3], 0)  # still missing
+    # no frame with both hips: centre = mean of the present joints, scale = their RMS distance from it
+    legless = np.array([[[[2, 0], [0, 4], [4, 4], [0, 0], [0, 0]]]], np.float32)
+    got = TorsoNormalize()(sample_of(legless, layout=torso_layout()), None)["keypoints"][0, 0]
+    pts = np.array([[2, 0], [0, 4], [4, 4]], float)
+    centre = pts.mean(axis=0)
+    rms = np.sqrt(np.mean(np.sum((pts - centre) ** 2, axis=1)))
+    np.testing.assert_allclose(got[:3], (pts - centre) / rms, atol=1e-6)
+    np.testing.assert_array_equal(got[3:], 0)
+
+
 def test_torso_normalize_removes_camera_scale_and_position(shared_data):
     """What makes Penn's hand-clicked pixels comparable to an estimator's on other videos: the same pose filmed
     closer (x 2.5) and elsewhere in the frame normalises to the same numbers."""

@@ -7,7 +7,7 @@ used as it is.
 
 The first run prepares the store (:func:`skelact.data.prepare.prepare`) into the *cache*: ``$SKELACT_CACHE`` when
 set, else ``~/.cache/skelact/stores``, in a directory named after a hash of what determines its content (format,
-resolved source path, reader options, store format version). Later runs open it directly. ``prepare`` builds the
+resolved source path, reader options, store format version, the reader's version). Later runs open it directly. ``prepare`` builds the
 store under a temporary name and renames it into place, so an interrupted first run leaves no half store, and two
 runs preparing at once both end up using whichever finished first.
 """
@@ -60,10 +60,14 @@ def resolve_source(source: str | PathLike) -> Path:
 
 def store_key(fmt: str, source: Path, options: Mapping[str, Any] | None = None) -> str:
     """A short hash of everything that decides a prepared store's content."""
+    from skelact.data.sources import FORMATS, source_class
     from skelact.data.store import FORMAT_VERSION
 
-    blob = json.dumps({"format": fmt, "source": str(source), "options": dict(options or {}),
-                       "store_format_version": FORMAT_VERSION}, sort_keys=True, default=str)
+    key = {"format": fmt, "source": str(source), "options": dict(options or {}), "store_format_version": FORMAT_VERSION}
+    reader_version = source_class(fmt).reader_version if fmt in FORMATS else 1
+    if reader_version != 1:  # version 1 leaves the key as it was before readers had versions
+        key["reader_version"] = reader_version
+    blob = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 

@@ -24,6 +24,9 @@ class Source(ABC):
     format: ClassVar[str]
     #: built-in layout name of the data this source yields (a source may override per instance)
     layout: str
+    #: bumped whenever the reader's output for the same files changes, so stores cached by an older reader are
+    #: rebuilt rather than silently reused (it is part of the cache key, :func:`skelact.data.cache.store_key`)
+    reader_version: ClassVar[int] = 1
 
     def __init__(self, root: str | PathLike, **options: Any):
         self.root = Path(root)

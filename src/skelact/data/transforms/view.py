@@ -182,15 +182,19 @@ class TorsoNormalize:
     the torso length, both measured on the whole sample.
 
     Pixel coordinates depend on the camera's resolution, the person's distance and where they stand in the frame;
-    estimators agree far better on the *shape* of the body. So ``centre`` = the mean over present frames of the
-    midpoint of ``center`` joints (default: the hips), ``scale`` = the median over present frames of the distance
-    from the midpoint of ``bottom`` joints (hips) to the midpoint of ``top`` joints (shoulders), and every present
-    joint becomes ``(x - centre) / scale``. Per-sample rather than per-frame statistics keep the body's own
-    movement (a jump, a squat going down) in the signal; the median ignores frames where the torso is
-    foreshortened. The first person sets centre and scale for everyone, so people keep their relative places.
+    estimators agree far better on the *shape* of the body. So ``centre`` = the mean over frames of the midpoint of
+    the ``center`` joints (default: the hips), ``scale`` = the median over frames of the distance from the midpoint
+    of the ``bottom`` joints (hips) to the midpoint of the ``top`` joints (shoulders), and every joint becomes
+    ``(x - centre) / scale``. Per-sample rather than per-frame statistics keep the body's own movement (a jump, a
+    squat going down) in the signal; the median ignores frames where the torso is foreshortened. The first person
+    sets centre and scale for everyone, so people keep their relative places.
 
-    Works for 2D and 3D keypoints; joints are names (with a layout) or indices. A sample whose torso has no
-    length in any present frame (all joints on one point) is only centred.
+    Missing joints (all coordinates exactly 0: unannotated in Penn Action, undetected in OpenPose) are left at 0
+    and measure nothing: only frames where all the joints of a midpoint are present count. When no frame has them
+    (Penn clips whose legs are out of the picture throughout), the centre is the mean of all present joints and the
+    scale their root-mean-square distance from it.
+
+    Works for 2D and 3D keypoints; joints are names (with a layout) or indices.
     """
 
     def __init__(self, center: Any = ("left_hip", "right_hip"), bottom: Any = ("left_hip", "right_hip"),
@@ -202,23 +206,33 @@ class TorsoNormalize:
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         who = "TorsoNormalize"
         kp = get_keypoints(sample, who)
-        absent = absent_person_frames(kp)
-        present = np.flatnonzero(~absent[0])
-        if present.size == 0:
-            raise DataError(f"{who}: the first person is absent from every frame", sample_name(sample), "keypoints")
         x = kp.astype(np.float64)
-        first = x[0, present]
-
-        def midpoint(group: tuple[int | str, ...]) -> np.ndarray:
-            return first[:, [_resolve(sample, kp, j, who) for j in group]].mean(axis=1)
-
-        centre = midpoint(self.center).mean(axis=0)
-        torso = np.linalg.norm(midpoint(self.top) - midpoint(self.bottom), axis=-1)
-        torso = torso[torso > 0]
-        scale = float(np.median(torso)) if torso.size else 1.0
-        if not np.isfinite(scale) or not np.all(np.isfinite(centre)):
+        if not np.isfinite(x).all():
             raise DataError(f"{who}: keypoints are not finite", sample_name(sample), "keypoints")
-        out = np.where(absent[..., None, None], 0.0, (x - centre) / scale)
+        present = np.any(kp != 0, axis=-1)  # [M, T, V]
+        first, seen = x[0], present[0]
+        if not seen.any():
+            raise DataError(f"{who}: the first person is absent from every frame", sample_name(sample), "keypoints")
+
+        def midpoints(group: tuple[int | str, ...]) -> tuple[np.ndarray, np.ndarray]:
+            joints = [_resolve(sample, kp, j, who) for j in group]
+            return first[:, joints].mean(axis=1), seen[:, joints].all(axis=1)
+
+        mid, ok = midpoints(self.center)
+        if ok.any():
+            centre = mid[ok].mean(axis=0)
+        else:
+            centre = first[seen].mean(axis=0)
+        (top, top_ok), (bottom, bottom_ok) = midpoints(self.top), midpoints(self.bottom)
+        both = top_ok & bottom_ok
+        torso = np.linalg.norm(top[both] - bottom[both], axis=-1)
+        torso = torso[torso > 0]
+        if torso.size:
+            scale = float(np.median(torso))
+        else:
+            spread = float(np.sqrt(np.mean(np.sum((first[seen] - centre) ** 2, axis=-1))))
+            scale = spread if spread > 0 else 1.0
+        out = np.where(present[..., None], (x - centre) / scale, 0.0)
         return updated(sample, keypoints=as_float32(out))
 
     def __repr__(self) -> str:
