@@ -168,6 +168,8 @@ def test_all_shipped_configs_load():
     """Every shipped config composes and validates; the stream configs say what their file name says."""
     assert {p.stem for p in SHIPPED} >= {"ctrgcn_joint", "ctrgcn_bone", "ctrgcn_joint_motion", "ctrgcn_bone_motion",
                                          "stgcn_joint", "ctrgcn_frhead_joint", "skeletonclr_joint", "crossclr_3view"}
+    stgcn = load_config(CONFIGS / "nw_ucla" / "stgcn_joint.yaml").cfg  # ST-GCN's own rate: 0.1 for batch 64
+    assert (stgcn.optimizer.lr, stgcn.optimizer.reference_batch_size) == (0.1, 64)
     penn = load_config(CONFIGS / "penn_action" / "ctrgcn_joint.yaml").cfg  # the video demo model
     assert (penn.data.format, penn.data.split, penn.model.type) == ("penn-action", "official", "ctrgcn")
     assert penn.data.test_pipeline[0]["type"] == "TorsoNormalize"
