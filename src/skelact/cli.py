@@ -172,7 +172,8 @@ def _print_outputs(directory: Any) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from skelact.engine.commands import TrainingInterrupted, _is_launched_child, train_command
+    from skelact.engine.commands import train_command
+    from skelact.engine.runs import TrainingInterrupted, _is_launched_child
     from skelact.evaluation.report import METRICS_FILE
 
     config, overrides = _split_train_items(args.items, args.resume)
@@ -197,7 +198,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from skelact.engine.commands import _is_launched_child
+    from skelact.engine.runs import _is_launched_child
     from skelact.engine.ssl_commands import pretrain_command
 
     config, overrides = _split_train_items(args.items, args.resume)
@@ -209,7 +210,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from skelact.engine.commands import _is_launched_child
+    from skelact.engine.runs import _is_launched_child
     from skelact.engine.ssl_commands import evaluate_command
 
     # only the options the user gave: a resumed protocol keeps its own, and the defaults live in ProtocolOptions
@@ -266,7 +267,7 @@ def _class_names_of_run(run_dir: str) -> list[str] | None:
 def _cmd_ensemble(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from skelact.engine.commands import new_run_dir
+    from skelact.engine.runs import new_run_dir
     from skelact.errors import StoreError
     from skelact.evaluation.ensemble import ensemble_runs
     from skelact.evaluation.report import METRICS_FILE

@@ -12,115 +12,21 @@ nodes, give every node the same ``run_dir`` on a shared file system.
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import tempfile
-import threading
 import time
-from datetime import datetime
 from os import PathLike
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from skelact.config import LoadedConfig, load_config, to_yaml
+from skelact.config import LoadedConfig, load_config
 from skelact.engine import require_lightning
 from skelact.engine.errors import RunError
+from skelact.engine.runs import (CONFIG_FILE, RunLog, TrainingInterrupted, _checked_run_dir, _checkpoint_path,
+                                 _epochs_done, _fit, _is_launched_child, _lit_module, _resume_checkpoint,
+                                 _run_directory, _schedule_and_lr, _start)
 from skelact.errors import ConfigError
-
-#: how processes started by Lightning's DDP launcher learn the run directory of the process that started them
-RUN_DIR_ENV = "SKELACT_RUN_DIR"
-CONFIG_FILE = "config.yaml"
-LOG_FILE = "train.log"
-CHECKPOINT_NAMES = ("best", "last")
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`train_command`: names the run directory and whether ``--resume`` can continue it (a
-    ``checkpoints/last.ckpt`` exists). A ``KeyboardInterrupt``, so callers that only catch that still stop."""
-
-    def __init__(self, run_dir: Path, resumable: bool):
-        super().__init__(str(run_dir))
-        self.run_dir = Path(run_dir)
-        self.resumable = bool(resumable)
-
-
-def _is_launched_child() -> bool:
-    """True in a process Lightning's subprocess launcher started (local rank > 0)."""
-    try:
-        return int(os.environ.get("LOCAL_RANK", "0")) > 0
-    except ValueError:
-        return False
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-class RunLog:
-    """Prints a line and appends it to the run's ``train.log`` (only in the first process)."""
-
-    def __init__(self, run_dir: Path, enabled: bool = True):
-        self.path = run_dir / LOG_FILE
-        self.enabled = enabled
-
-    def __call__(self, message: str) -> None:
-        if not self.enabled:
-            return
-        print(message, flush=True)
-        stamp = datetime.now().isoformat(timespec="seconds")
-        with open(self.path, "a", encoding="utf-8") as f:
-            for line in str(message).splitlines():
-                f.write(f"[{stamp}] {line}\n")
-
-
-def new_run_dir(experiment: str, parent: str | PathLike = "runs") -> Path:
-    """``runs/<experiment>-<YYYYmmdd-HHMMSS>`` under the current directory (a numeric suffix if taken)."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(parent) / f"{experiment}-{stamp}"
-    candidate, k = base, 1
-    while candidate.exists():
-        k += 1
-        candidate = base.with_name(f"{base.name}-{k}")
-    return candidate
-
-
-def _checked_run_dir(run_dir: str | PathLike) -> Path:
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise RunError("run directory not found", path)
-    if not (path / CONFIG_FILE).is_file():
-        raise RunError(f"not a skelact run directory (no {CONFIG_FILE})", path)
-    return path
-
-
-def _checkpoint_path(run_dir: Path, which: str) -> Path:
-    from skelact.engine.trainer import CHECKPOINT_DIR
-
-    if which not in CHECKPOINT_NAMES:
-        raise ConfigError(f"expected 'best' or 'last', got {which!r}", field="checkpoint")
-    path = run_dir / CHECKPOINT_DIR / f"{which}.ckpt"
-    if not path.is_file():
-        present = sorted(p.stem for p in (run_dir / CHECKPOINT_DIR).glob("*.ckpt")) if (
-            run_dir / CHECKPOINT_DIR).is_dir() else []
-        hint = (f"it has: {', '.join(present)}" if present
-                else "the run has no checkpoints (did its first epoch finish?)")
-        raise RunError(f"no {which} checkpoint; {hint}", path)
-    return path
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # train
@@ -142,53 +48,28 @@ def train_command(config_path: str | PathLike | None, overrides: Sequence[str] =
     per-sample scores are written (see :func:`test_command`). In multi-process runs only the first process tests.
     """
     require_lightning()
-    from skelact.engine.trainer import CHECKPOINT_DIR, trim_csv_log
+    from skelact.engine.trainer import CHECKPOINT_DIR
 
     child = _is_launched_child()
     resume_ckpt: Path | None = None
-    done = 0  # epochs the resumed checkpoint has completed
     if resume is not None:
         if config_path is not None:
             raise ConfigError("give either a config file or a run to resume, not both (a resumed run uses its "
                               "own config.yaml; change it with key=value overrides)", field="--resume")
-        resumed = _checked_run_dir(resume)
-        resume_ckpt = _checkpoint_path(resumed, "last")
-        if run_dir is not None and Path(run_dir).resolve() != resumed.resolve():
-            raise ConfigError("a resumed run continues in its own directory; leave out the run directory",
-                              str(run_dir), "run_dir")
-        loaded = load_config(resumed / CONFIG_FILE, overrides)
+        out, resume_ckpt = _resume_checkpoint(resume, run_dir)
+        loaded = load_config(out / CONFIG_FILE, overrides)
         done = _epochs_done(resume_ckpt)
         if loaded.cfg.epochs < done:
             raise loaded.error(f"is {loaded.cfg.epochs} but the run's last checkpoint has already completed {done} "
                                "epochs; resume with epochs >= that", "epochs")
-        out = resumed
     else:
         if config_path is None:
             raise ConfigError("no config file given", field="CONFIG")
         loaded = load_config(config_path, overrides)
-        if child and os.environ.get(RUN_DIR_ENV):
-            out = Path(os.environ[RUN_DIR_ENV])
-        elif run_dir is not None:
-            out = Path(run_dir)
-            if (out / CHECKPOINT_DIR).is_dir() and any((out / CHECKPOINT_DIR).glob("*.ckpt")) and not child:
-                raise RunError("already holds a run with checkpoints; resume it or choose another directory",
-                               out)
-        else:
-            out = new_run_dir(str(loaded.cfg.experiment))
-    cfg = loaded.cfg
+        out = _run_directory(str(loaded.cfg.experiment), run_dir, child)
     _check_compatible(loaded)
     out = out.resolve()
-    if not child:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(out / CONFIG_FILE, to_yaml(cfg))
-    log = RunLog(out, enabled=not child)
-    if resume_ckpt is not None:
-        extra = f" with overrides {' '.join(overrides)}" if overrides else ""
-        log(f"resuming {out} from {resume_ckpt}{extra}")
-        if not child:
-            trim_csv_log(out, done)
-    else:
-        log(f"run {out}")
+    log = _start(loaded, out, child, resume_ckpt, overrides)
 
     try:
         return _fit_and_test(loaded, out, resume_ckpt, callbacks, child, log)
@@ -202,10 +83,8 @@ def _fit_and_test(loaded: LoadedConfig, out: Path, resume_ckpt: Path | None, cal
 
     from skelact.engine.build import build_dataset, build_method, build_model, open_dataset_store
     from skelact.engine.datamodule import SkeletonDataModule
-    from skelact.engine.module import SkeletonLitModule
-    from skelact.engine.optim import LRSchedule, lr_scaling_message, scaled_lr
     from skelact.engine.threads import use_threads
-    from skelact.engine.trainer import CHECKPOINT_DIR, build_trainer
+    from skelact.engine.trainer import build_trainer
 
     cfg = loaded.cfg
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -217,74 +96,26 @@ def _fit_and_test(loaded: LoadedConfig, out: Path, resume_ckpt: Path | None, cal
     trainer = build_trainer(cfg, out, callbacks=callbacks)
 
     world = int(trainer.num_devices) * int(trainer.num_nodes)
-    global_batch = cfg.data.batch_size * world
-    o = cfg.optimizer
-    lr = scaled_lr(o.lr, o.reference_batch_size, global_batch, o.scale_lr)
-    batches = len(train_set) // global_batch if cfg.data.drop_last else -(-len(train_set) // global_batch)
-    if batches < 1:
-        raise loaded.error(f"the training subset has {len(train_set)} samples, fewer than one global batch of "
-                           f"{global_batch} ({world} process(es) x data.batch_size); lower data.batch_size or set "
-                           "data.drop_last=false", "data.batch_size")
     log(f"data {store.path}: train {len(train_set)} ({cfg.data.split}/{cfg.data.train_subset}), test "
         f"{len(test_set)} ({cfg.data.split}/{cfg.data.test_subset}), layout {store.layout.name}, "
         f"modality {cfg.data.modality}")
+    schedule, batches, _ = _schedule_and_lr(loaded, len(train_set), world, log)
     log(f"model {type(model).__name__}: {sum(p.numel() for p in model.parameters()):,} parameters; "
         f"{world} process(es), precision {cfg.trainer.precision}, {cfg.epochs} epochs of {batches} steps")
-    log(lr_scaling_message(o.lr, o.reference_batch_size, global_batch, lr, o.scale_lr))
-
-    s = cfg.schedule
-    schedule = LRSchedule(base_lr=lr, epochs=cfg.epochs, type=s.type, warmup_epochs=s.warmup_epochs,
-                          milestones=tuple(s.milestones), gamma=s.gamma, min_lr=s.min_lr)
-    module = SkeletonLitModule(method, schedule, num_classes=store.num_classes, interval=s.interval,
-                               momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay,
-                               checkpoint_dir=out / CHECKPOINT_DIR)
+    module = _lit_module(loaded, method, schedule, store.num_classes, out)
     data = SkeletonDataModule(train_set, test_set, batch_size=cfg.data.batch_size,
                               test_batch_size=cfg.data.test_batch_size, num_workers=cfg.data.num_workers,
                               seed=cfg.seed, drop_last=cfg.data.drop_last, num_frames=cfg.data.num_frames)
 
-    previous = os.environ.get(RUN_DIR_ENV)
-    if not child:
-        os.environ[RUN_DIR_ENV] = str(out)
-    # Lightning ignores SIGINT for good after a Ctrl-C; a library call must leave the caller's handler in place
-    sigint = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
     with use_threads(cfg.trainer.threads, int(trainer.num_devices), log):
         started = time.perf_counter()
-        try:
-            trainer.fit(module, datamodule=data, ckpt_path=None if resume_ckpt is None else str(resume_ckpt))
-        except SystemExit:
-            # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1)
-            if trainer.interrupted:
-                if (out / CHECKPOINT_DIR / "last.ckpt").is_file():
-                    log(f"interrupted; continue with: skelact train --resume {out}")
-                else:
-                    log(f"interrupted during epoch {trainer.current_epoch + 1}, before any checkpoint was written")
-                raise KeyboardInterrupt from None
-            raise
-        finally:
-            if sigint is not None:
-                signal.signal(signal.SIGINT, sigint)
-            if not child:
-                if previous is None:
-                    os.environ.pop(RUN_DIR_ENV, None)
-                else:
-                    os.environ[RUN_DIR_ENV] = previous
+        _fit(trainer, module, data, out, resume_ckpt, child, log, f"skelact train --resume {out}")
         if not trainer.is_global_zero:
             return out
         log(f"training reached epoch {trainer.current_epoch} of {cfg.epochs} ({time.perf_counter() - started:.1f} "
             "s in this process)")
         _evaluate(loaded, out, cfg.evaluate.checkpoint, store=store, test_set=test_set, model=model, log=log)
     return out
-
-
-def _epochs_done(checkpoint_path: Path) -> int:
-    """Epochs a checkpoint written at the end of an epoch has completed."""
-    import torch
-
-    try:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        return int(checkpoint["epoch"]) + 1
-    except Exception as e:  # noqa: BLE001
-        raise RunError(f"unreadable checkpoint ({type(e).__name__})", checkpoint_path) from None
 
 
 def _check_compatible(loaded: LoadedConfig) -> None:

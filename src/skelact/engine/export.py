@@ -39,7 +39,7 @@ import numpy as np
 
 from skelact.config import LoadedConfig, load_config, to_container
 from skelact.engine import MissingDependencyError
-from skelact.engine.commands import CONFIG_FILE, _checked_run_dir, _checkpoint_path, _write_text_atomic
+from skelact.engine.runs import CONFIG_FILE, _checked_run_dir, _checkpoint_path, _write_text_atomic
 from skelact.engine.errors import RunError
 from skelact.errors import ConfigError
 

@@ -186,7 +186,7 @@ def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
 
 def resolve_run(run_or_checkpoint: str | PathLike, checkpoint: str = "best") -> tuple[Path, Path]:
     """``(run directory, checkpoint file)`` from a run directory (+ ``best``/``last``) or a ``.ckpt`` inside one."""
-    from skelact.engine.commands import _checked_run_dir, _checkpoint_path
+    from skelact.engine.runs import _checked_run_dir, _checkpoint_path
     from skelact.engine.errors import RunError
 
     given = Path(run_or_checkpoint)
@@ -205,7 +205,7 @@ class Predictor:
                  log: Callable[[str], None] | None = None):
         from skelact.config import load_config, to_container
         from skelact.engine.build import build_pipeline_of, open_dataset_store
-        from skelact.engine.commands import CONFIG_FILE
+        from skelact.engine.runs import CONFIG_FILE
         from skelact.engine.export import load_inference_network
 
         from skelact.engine import require_lightning

@@ -33,25 +33,23 @@ Options (``--k=20``, ``--label-fraction=0.01``, ``--view=joint``, ``--init=rando
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
-import threading
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict
 from os import PathLike
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from skelact.config import (COMMAND_LINE, PRETRAINING_METHOD_TYPES, LoadedConfig, load_config, merge_layer,
-                            parse_overrides, to_container, to_yaml)
+                            parse_overrides, to_container)
 from skelact.engine import require_lightning
-from skelact.engine.commands import (CONFIG_FILE, RUN_DIR_ENV, RunLog, _checked_run_dir, _checkpoint_path,
-                                     _epochs_done, _is_launched_child, _write_text_atomic, new_run_dir)
+from skelact.engine.runs import (CONFIG_FILE, RunLog, _checked_run_dir, _checkpoint_path, _fit,
+                                 _is_launched_child, _lit_module, _resume_checkpoint, _run_directory,
+                                 _schedule_and_lr, _start)
 from skelact.engine.errors import RunError
 from skelact.errors import ConfigError, DataError, SkelactError
 
@@ -88,80 +86,6 @@ def _threads(loaded: LoadedConfig, processes: int, log: Any):
     return use_threads(int(loaded.cfg.trainer.get("threads", 0) or 0), processes, log)
 
 
-def _run_directory(experiment: str, run_dir: str | PathLike | None, child: bool) -> Path:
-    from skelact.engine.trainer import CHECKPOINT_DIR
-
-    if child and os.environ.get(RUN_DIR_ENV):
-        return Path(os.environ[RUN_DIR_ENV])
-    if run_dir is not None:
-        out = Path(run_dir)
-        if (out / CHECKPOINT_DIR).is_dir() and any((out / CHECKPOINT_DIR).glob("*.ckpt")) and not child:
-            raise RunError("already holds a run with checkpoints; resume it or choose another directory", out)
-        return out
-    return new_run_dir(experiment)
-
-
-def _start(loaded: LoadedConfig, out: Path, child: bool, resume_ckpt: Path | None, overrides: Sequence[str],
-           extra_files: dict[str, str] | None = None) -> RunLog:
-    """Write the run's config (first process only) and log how the run starts."""
-    from skelact.engine.trainer import trim_csv_log
-
-    if not child:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(out / CONFIG_FILE, to_yaml(loaded.cfg))
-        for name, text in (extra_files or {}).items():
-            _write_text_atomic(out / name, text)
-    log = RunLog(out, enabled=not child)
-    if resume_ckpt is not None:
-        extra = f" with overrides {' '.join(overrides)}" if overrides else ""
-        log(f"resuming {out} from {resume_ckpt}{extra}")
-        if not child:
-            trim_csv_log(out, _epochs_done(resume_ckpt))
-    else:
-        log(f"run {out}")
-    return log
-
-
-def _resume_checkpoint(resume: str | PathLike, run_dir: str | PathLike | None) -> tuple[Path, Path]:
-    resumed = _checked_run_dir(resume).resolve()
-    ckpt = _checkpoint_path(resumed, "last")
-    if run_dir is not None and Path(run_dir).resolve() != resumed:
-        raise ConfigError("a resumed run continues in its own directory; leave out the run directory",
-                          str(run_dir), "run_dir")
-    return resumed, ckpt
-
-
-def _schedule_and_lr(loaded: LoadedConfig, train_size: int, world: int, log: RunLog):
-    """``(LRSchedule, batches per epoch, global batch)`` with the learning rate scaled to the global batch."""
-    from skelact.engine.optim import LRSchedule, lr_scaling_message, scaled_lr
-
-    cfg = loaded.cfg
-    global_batch = cfg.data.batch_size * world
-    o = cfg.optimizer
-    lr = scaled_lr(o.lr, o.reference_batch_size, global_batch, o.scale_lr)
-    batches = train_size // global_batch if cfg.data.drop_last else -(-train_size // global_batch)
-    if batches < 1:
-        raise loaded.error(f"the training subset has {train_size} samples, fewer than one global batch of "
-                           f"{global_batch} ({world} process(es) x data.batch_size); lower data.batch_size or set "
-                           "data.drop_last=false", "data.batch_size")
-    log(lr_scaling_message(o.lr, o.reference_batch_size, global_batch, lr, o.scale_lr))
-    s = cfg.schedule
-    schedule = LRSchedule(base_lr=lr, epochs=cfg.epochs, type=s.type, warmup_epochs=s.warmup_epochs,
-                          milestones=tuple(s.milestones), gamma=s.gamma, min_lr=s.min_lr)
-    return schedule, batches, global_batch
-
-
-def _lit_module(loaded: LoadedConfig, method: Any, schedule: Any, num_classes: int, out: Path | None):
-    from skelact.engine.module import SkeletonLitModule
-    from skelact.engine.trainer import CHECKPOINT_DIR
-
-    cfg = loaded.cfg
-    o = cfg.optimizer
-    return SkeletonLitModule(method, schedule, num_classes=num_classes, interval=cfg.schedule.interval,
-                             momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay,
-                             checkpoint_dir=None if out is None else out / CHECKPOINT_DIR)
-
-
 def _data_module(loaded: LoadedConfig, train_set: Any, test_set: Any):
     from skelact.data.multiview import MultiViewCollate
     from skelact.engine.datamodule import SkeletonDataModule
@@ -172,44 +96,6 @@ def _data_module(loaded: LoadedConfig, train_set: Any, test_set: Any):
                               num_frames=d.num_frames)
     data.collate = MultiViewCollate(d.num_frames)
     return data
-
-
-@contextmanager
-def _run_environment(out: Path, child: bool) -> Iterator[None]:
-    """Tell data-parallel children the run directory, and give the caller back its Ctrl-C handler (Lightning
-    ignores SIGINT for good after one)."""
-    previous = os.environ.get(RUN_DIR_ENV)
-    if not child:
-        os.environ[RUN_DIR_ENV] = str(out)
-    sigint = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
-    try:
-        yield
-    finally:
-        if sigint is not None:
-            signal.signal(signal.SIGINT, sigint)
-        if not child:
-            if previous is None:
-                os.environ.pop(RUN_DIR_ENV, None)
-            else:
-                os.environ[RUN_DIR_ENV] = previous
-
-
-def _fit(trainer: Any, module: Any, data: Any, out: Path, resume_ckpt: Path | None, child: bool, log: RunLog,
-         resume_hint: str) -> None:
-    from skelact.engine.trainer import CHECKPOINT_DIR
-
-    with _run_environment(out, child):
-        try:
-            trainer.fit(module, datamodule=data, ckpt_path=None if resume_ckpt is None else str(resume_ckpt))
-        except SystemExit:
-            # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1)
-            if trainer.interrupted:
-                if (out / CHECKPOINT_DIR / "last.ckpt").is_file():
-                    log(f"interrupted; continue with: {resume_hint}")
-                else:
-                    log(f"interrupted during epoch {trainer.current_epoch + 1}, before any checkpoint was written")
-                raise KeyboardInterrupt from None
-            raise
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:

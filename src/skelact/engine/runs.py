@@ -1,0 +1,238 @@
+"""One training run's life, shared by ``skelact train``, ``skelact pretrain`` and the training protocols of
+``skelact evaluate``: its directory (new, given, or resumed), the resolved config and log written there, the
+learning rate scaled to the global batch, the Lightning module, and ``trainer.fit`` with Ctrl-C turned into a
+resumable stop.
+
+Multi-process runs: Lightning starts processes 1..N-1 by running the same command again with ``LOCAL_RANK`` set;
+they find the run directory through ``SKELACT_RUN_DIR``, which the first process sets before it starts them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+from contextlib import contextmanager
+from datetime import datetime
+from os import PathLike
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from skelact.config import LoadedConfig, to_yaml
+from skelact.engine.errors import RunError
+from skelact.errors import ConfigError
+
+#: how processes started by Lightning's DDP launcher learn the run directory of the process that started them
+RUN_DIR_ENV = "SKELACT_RUN_DIR"
+CONFIG_FILE = "config.yaml"
+LOG_FILE = "train.log"
+CHECKPOINT_NAMES = ("best", "last")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train_command`: names the run directory and whether ``--resume`` can continue it (a
+    ``checkpoints/last.ckpt`` exists). A ``KeyboardInterrupt``, so callers that only catch that still stop."""
+
+    def __init__(self, run_dir: Path, resumable: bool):
+        super().__init__(str(run_dir))
+        self.run_dir = Path(run_dir)
+        self.resumable = bool(resumable)
+
+
+def _is_launched_child() -> bool:
+    """True in a process Lightning's subprocess launcher started (local rank > 0)."""
+    try:
+        return int(os.environ.get("LOCAL_RANK", "0")) > 0
+    except ValueError:
+        return False
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunLog:
+    """Prints a line and appends it to the run's ``train.log`` (only in the first process)."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.path = run_dir / LOG_FILE
+        self.enabled = enabled
+
+    def __call__(self, message: str) -> None:
+        if not self.enabled:
+            return
+        print(message, flush=True)
+        stamp = datetime.now().isoformat(timespec="seconds")
+        with open(self.path, "a", encoding="utf-8") as f:
+            for line in str(message).splitlines():
+                f.write(f"[{stamp}] {line}\n")
+
+
+def new_run_dir(experiment: str, parent: str | PathLike = "runs") -> Path:
+    """``runs/<experiment>-<YYYYmmdd-HHMMSS>`` under the current directory (a numeric suffix if taken)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(parent) / f"{experiment}-{stamp}"
+    candidate, k = base, 1
+    while candidate.exists():
+        k += 1
+        candidate = base.with_name(f"{base.name}-{k}")
+    return candidate
+
+
+def _checked_run_dir(run_dir: str | PathLike) -> Path:
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunError("run directory not found", path)
+    if not (path / CONFIG_FILE).is_file():
+        raise RunError(f"not a skelact run directory (no {CONFIG_FILE})", path)
+    return path
+
+
+def _checkpoint_path(run_dir: Path, which: str) -> Path:
+    from skelact.engine.trainer import CHECKPOINT_DIR
+
+    if which not in CHECKPOINT_NAMES:
+        raise ConfigError(f"expected 'best' or 'last', got {which!r}", field="checkpoint")
+    path = run_dir / CHECKPOINT_DIR / f"{which}.ckpt"
+    if not path.is_file():
+        present = sorted(p.stem for p in (run_dir / CHECKPOINT_DIR).glob("*.ckpt")) if (
+            run_dir / CHECKPOINT_DIR).is_dir() else []
+        hint = (f"it has: {', '.join(present)}" if present
+                else "the run has no checkpoints (did its first epoch finish?)")
+        raise RunError(f"no {which} checkpoint; {hint}", path)
+    return path
+
+
+def _epochs_done(checkpoint_path: Path) -> int:
+    """Epochs a checkpoint written at the end of an epoch has completed."""
+    import torch
+
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        return int(checkpoint["epoch"]) + 1
+    except Exception as e:  # noqa: BLE001
+        raise RunError(f"unreadable checkpoint ({type(e).__name__})", checkpoint_path) from None
+
+
+def _run_directory(experiment: str, run_dir: str | PathLike | None, child: bool) -> Path:
+    from skelact.engine.trainer import CHECKPOINT_DIR
+
+    if child and os.environ.get(RUN_DIR_ENV):
+        return Path(os.environ[RUN_DIR_ENV])
+    if run_dir is not None:
+        out = Path(run_dir)
+        if (out / CHECKPOINT_DIR).is_dir() and any((out / CHECKPOINT_DIR).glob("*.ckpt")) and not child:
+            raise RunError("already holds a run with checkpoints; resume it or choose another directory", out)
+        return out
+    return new_run_dir(experiment)
+
+
+def _start(loaded: LoadedConfig, out: Path, child: bool, resume_ckpt: Path | None, overrides: Sequence[str],
+           extra_files: dict[str, str] | None = None) -> RunLog:
+    """Write the run's config (first process only) and log how the run starts."""
+    from skelact.engine.trainer import trim_csv_log
+
+    if not child:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_text_atomic(out / CONFIG_FILE, to_yaml(loaded.cfg))
+        for name, text in (extra_files or {}).items():
+            _write_text_atomic(out / name, text)
+    log = RunLog(out, enabled=not child)
+    if resume_ckpt is not None:
+        extra = f" with overrides {' '.join(overrides)}" if overrides else ""
+        log(f"resuming {out} from {resume_ckpt}{extra}")
+        if not child:
+            trim_csv_log(out, _epochs_done(resume_ckpt))
+    else:
+        log(f"run {out}")
+    return log
+
+
+def _resume_checkpoint(resume: str | PathLike, run_dir: str | PathLike | None) -> tuple[Path, Path]:
+    resumed = _checked_run_dir(resume).resolve()
+    ckpt = _checkpoint_path(resumed, "last")
+    if run_dir is not None and Path(run_dir).resolve() != resumed:
+        raise ConfigError("a resumed run continues in its own directory; leave out the run directory",
+                          str(run_dir), "run_dir")
+    return resumed, ckpt
+
+
+def _schedule_and_lr(loaded: LoadedConfig, train_size: int, world: int, log: RunLog):
+    """``(LRSchedule, batches per epoch, global batch)`` with the learning rate scaled to the global batch."""
+    from skelact.engine.optim import LRSchedule, lr_scaling_message, scaled_lr
+
+    cfg = loaded.cfg
+    global_batch = cfg.data.batch_size * world
+    o = cfg.optimizer
+    lr = scaled_lr(o.lr, o.reference_batch_size, global_batch, o.scale_lr)
+    batches = train_size // global_batch if cfg.data.drop_last else -(-train_size // global_batch)
+    if batches < 1:
+        raise loaded.error(f"the training subset has {train_size} samples, fewer than one global batch of "
+                           f"{global_batch} ({world} process(es) x data.batch_size); lower data.batch_size or set "
+                           "data.drop_last=false", "data.batch_size")
+    log(lr_scaling_message(o.lr, o.reference_batch_size, global_batch, lr, o.scale_lr))
+    s = cfg.schedule
+    schedule = LRSchedule(base_lr=lr, epochs=cfg.epochs, type=s.type, warmup_epochs=s.warmup_epochs,
+                          milestones=tuple(s.milestones), gamma=s.gamma, min_lr=s.min_lr)
+    return schedule, batches, global_batch
+
+
+def _lit_module(loaded: LoadedConfig, method: Any, schedule: Any, num_classes: int, out: Path | None):
+    from skelact.engine.module import SkeletonLitModule
+    from skelact.engine.trainer import CHECKPOINT_DIR
+
+    cfg = loaded.cfg
+    o = cfg.optimizer
+    return SkeletonLitModule(method, schedule, num_classes=num_classes, interval=cfg.schedule.interval,
+                             momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay,
+                             checkpoint_dir=None if out is None else out / CHECKPOINT_DIR)
+
+
+@contextmanager
+def _run_environment(out: Path, child: bool) -> Iterator[None]:
+    """Tell data-parallel children the run directory, and give the caller back its Ctrl-C handler (Lightning
+    ignores SIGINT for good after one)."""
+    previous = os.environ.get(RUN_DIR_ENV)
+    if not child:
+        os.environ[RUN_DIR_ENV] = str(out)
+    sigint = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    try:
+        yield
+    finally:
+        if sigint is not None:
+            signal.signal(signal.SIGINT, sigint)
+        if not child:
+            if previous is None:
+                os.environ.pop(RUN_DIR_ENV, None)
+            else:
+                os.environ[RUN_DIR_ENV] = previous
+
+
+def _fit(trainer: Any, module: Any, data: Any, out: Path, resume_ckpt: Path | None, child: bool, log: RunLog,
+         resume_hint: str) -> None:
+    from skelact.engine.trainer import CHECKPOINT_DIR
+
+    with _run_environment(out, child):
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=None if resume_ckpt is None else str(resume_ckpt))
+        except SystemExit:
+            # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1)
+            if trainer.interrupted:
+                if (out / CHECKPOINT_DIR / "last.ckpt").is_file():
+                    log(f"interrupted; continue with: {resume_hint}")
+                else:
+                    log(f"interrupted during epoch {trainer.current_epoch + 1}, before any checkpoint was written")
+                raise KeyboardInterrupt from None
+            raise
