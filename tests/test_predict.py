@@ -121,6 +121,27 @@ def test_timeline_of_a_long_input_equals_predictions_of_its_cuts(run, long_test_
         assert alone["topk"][0]["index"] == w["index"] and alone["topk"][0]["prob"] == pytest.approx(w["prob"])
 
 
+def test_windows_where_nobody_is_seen_are_not_classified(run, long_test_sample, capsys, tmp_path):
+    """A person who walks in late (MediaPipe on mmaction2's demo clip finds someone in 80 of 280 frames): the
+    stretches with nobody are reported as such, the others classified as before."""
+    path, _ = long_test_sample
+    doc = json.loads(path.read_text())
+    frames = len(doc["skeletons"])
+    late = [[[0.0, 0.0, 0.0] for _ in joints] if t < WINDOW + 5 else joints for t, joints in
+            enumerate(doc["skeletons"])]
+    cut = tmp_path / path.name
+    cut.write_text(json.dumps({**doc, "skeletons": late}))
+    code, out, err = run_cli(capsys, "predict", run, cut, "--json", "--stride", "10")
+    assert code == 0, err
+    timeline = json.loads(out)["timeline"]
+    empty = [w for w in timeline if w["end"] <= WINDOW + 5]
+    assert empty and all(w["index"] == -1 and w["class"] == "(no person)" and w["prob"] == 0 for w in empty)
+    assert all(w["index"] >= 0 for w in timeline if w["end"] > WINDOW + 5)
+    assert timeline[-1]["end"] == frames
+    code, text, err = run_cli(capsys, "predict", run, cut, "--stride", "10")
+    assert code == 0 and "(no person)" in text, err
+
+
 def test_window_helpers():
     assert window_starts(10, 16, 8) == [0]
     assert window_starts(40, 16, 8) == [0, 8, 16, 24]

@@ -14,7 +14,8 @@ logits.
 Long inputs. The whole input is classified once (what ``topk`` reports), and when it is longer than the model's
 window a sliding window (``window`` frames, every ``stride`` frames, the last window flush with the end) classifies
 each stretch on its own: the timeline. The default window is the test pipeline's temporal window
-(:func:`pipeline_window`), the default stride half of it.
+(:func:`pipeline_window`), the default stride half of it. A window in which nobody was found is not classified;
+it appears as ``(no person)`` with class index -1.
 
 Rendering (video input only) draws the skeleton the model saw and, per frame, the top action of the timeline window
 whose centre is nearest (the whole-input top action for inputs no longer than one window), with its probability.
@@ -40,6 +41,8 @@ DEFAULT_WINDOW = 64
 _WINDOW_ARGUMENTS = {"UclaSample": "window_size", "ValidCropResize": "window", "UniformSample": "clip_len"}
 #: samples per forward pass when classifying timeline windows
 _BATCH = 64
+#: the timeline's name for a window in which nobody was found (its class index is -1)
+NO_PERSON = "(no person)"
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class Prediction:
         if self.timeline:
             centres = np.array([(w.start + w.end) / 2 for w in self.timeline])
             best = self.timeline[int(np.argmin(np.abs(centres - (frame + 0.5))))]
-            return f"{best.name} {100 * best.prob:.0f}%"
+            return best.name if best.index < 0 else f"{best.name} {100 * best.prob:.0f}%"
         top = self.topk[0]
         return f"{top.name} {100 * top.prob:.0f}%"
 
@@ -341,8 +344,16 @@ def predict(run_or_checkpoint: str | PathLike, input_path: str | PathLike, *, fm
     timeline: list[TimelineWindow] = []
     if seq.num_frames > win:
         starts = window_starts(seq.num_frames, win, step)
-        window_probs = predictor.probabilities(seq, [(s, s + win) for s in starts])
-        for s, p in zip(starts, window_probs):
+        # a stretch where the estimator found nobody has no action to classify (it would reach the model as
+        # all-zero input); it is reported as such
+        anyone = np.any(seq.keypoints != 0, axis=(0, 2, 3))
+        seen = [s for s in starts if anyone[s:s + win].any()]
+        window_probs = dict(zip(seen, predictor.probabilities(seq, [(s, s + win) for s in seen]))) if seen else {}
+        for s in starts:
+            if s not in window_probs:
+                timeline.append(TimelineWindow(s, s + win, -1, NO_PERSON, 0.0))
+                continue
+            p = window_probs[s]
             k = int(np.argmax(p))
             timeline.append(TimelineWindow(s, s + win, k, names[k], float(p[k])))
     result = Prediction(input=path.resolve(), run=predictor.run, checkpoint=predictor.checkpoint, kind=kind,
@@ -374,7 +385,8 @@ def format_prediction(prediction: Prediction) -> str:
     if prediction.timeline:
         lines.append(f"timeline (window {prediction.window} frames, stride {prediction.stride}):")
         for w in prediction.timeline:
-            lines.append(f"  frames {w.start:>5}-{w.end - 1:<5}  {w.name}  {100 * w.prob:.1f} %")
+            share = "" if w.index < 0 else f"  {100 * w.prob:.1f} %"
+            lines.append(f"  frames {w.start:>5}-{w.end - 1:<5}  {w.name}{share}")
     return "\n".join(lines)
 
 
