@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from skelact.errors import ConfigError, DataError, SkelactError
-from skelact.evaluation._atomic import write_text_atomic
+from skelact.atomic import write_text_atomic
 
 FIGURE_FILE = "ambiguous_features.png"
 SUMMARY_FILE = "ambiguous_features.json"

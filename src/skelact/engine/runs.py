@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import threading
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,6 +18,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from skelact.atomic import write_text_atomic
 from skelact.config import LoadedConfig, to_yaml
 from skelact.engine.errors import RunError
 from skelact.errors import ConfigError
@@ -49,18 +49,7 @@ def _is_launched_child() -> bool:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text, fsync=True)
 
 
 class RunLog:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from skelact.errors import DataError, SkelactError
-from skelact.evaluation._atomic import write_bytes_atomic
+from skelact.atomic import write_bytes_atomic
 
 #: class names longer than this are shortened with an ellipsis on the axes
 MAX_TICK_LABEL = 34

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from skelact.errors import DataError, SkelactError
-from skelact.evaluation._atomic import write_text_atomic
+from skelact.atomic import write_text_atomic
 from skelact.evaluation.metrics import (
     check_scores_labels,
     classification_metrics,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from skelact.errors import DataError, StoreError
-from skelact.evaluation._atomic import write_bytes_atomic, write_text_atomic
+from skelact.atomic import write_bytes_atomic, write_text_atomic
 from skelact.evaluation.metrics import check_scores_labels
 
 SCORES_FILE = "scores.npy"

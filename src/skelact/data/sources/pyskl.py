@@ -37,10 +37,8 @@ Unpickling runs code named in the file: open only pickles from sources you trust
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -48,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from skelact.atomic import write_atomic
 from skelact.data.sequence import SkeletonSequence
 from skelact.data.sources.arrays import DEFAULT_SPLIT, layout_key, presence_scores
 from skelact.data.sources.base import Source
@@ -532,16 +531,5 @@ def write_pyskl_pickle(path: str | PathLike, sequences: Iterable[SkeletonSequenc
         if unknown:
             raise DataError(f"{len(unknown)} name(s) are not among the written sequences, e.g. {unknown[0]!r}",
                             target, f"split.{key}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _PortablePickler(f, protocol=4).dump({"split": flat, "annotations": annotations})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(target, lambda f: _PortablePickler(f, protocol=4).dump({"split": flat, "annotations": annotations}))
     return target
