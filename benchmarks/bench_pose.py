@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -38,25 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-CLIPS = ("S001C001P001R001A001_rgb.avi", "S004C002P003R001A055_rgb.avi", "S004C002P003R002A046_rgb.avi",
-         "S004C003P003R001A006_rgb.avi", "S004C003P003R001A007_rgb.avi", "pyskl_ntu_sample.avi")
-
-
-def data_root() -> Path:
-    env = os.environ.get("SKELACT_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-def cpu_seconds(children: bool = False) -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def rates(frames: int, wall: float, cpu: float) -> dict[str, float]:
-    return {"frames": frames, "wall_s": round(wall, 2), "fps": round(frames / wall, 1),
-            "cpu_s": round(cpu, 2), "fps_per_cpu_second": round(frames / cpu, 1) if cpu > 0 else None,
-            "cores_busy": round(cpu / wall, 2)}
+from video_clips import CLIPS, REPO, cpu_seconds, data_root, rates  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def bench_decode(clips: list[Path]) -> dict[str, dict[str, float]]:

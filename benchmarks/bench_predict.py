@@ -21,25 +21,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CLIPS = ("S001C001P001R001A001_rgb.avi", "S004C002P003R001A055_rgb.avi", "S004C002P003R002A046_rgb.avi",
-         "S004C003P003R001A006_rgb.avi", "S004C003P003R001A007_rgb.avi", "pyskl_ntu_sample.avi")
-
-
-def data_root() -> Path:
-    env = os.environ.get("SKELACT_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from video_clips import CLIPS, cpu_seconds, data_root  # noqa: E402  (benchmarks/ is on sys.path)
+from video_clips import rates as _rates  # noqa: E402
 
 
 class Timer:
@@ -52,8 +40,7 @@ class Timer:
 
 
 def rates(frames: int, wall: float, cpu: float) -> dict[str, float]:
-    return {"frames": frames, "wall_s": round(wall, 3), "fps": round(frames / wall, 1), "cpu_s": round(cpu, 3),
-            "fps_per_cpu_second": round(frames / cpu, 1) if cpu > 0 else None, "cores_busy": round(cpu / wall, 2)}
+    return _rates(frames, wall, cpu, digits=3)
 
 
 def main() -> None:
