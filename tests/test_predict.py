@@ -194,11 +194,9 @@ def test_checkpoint_file_and_render_of_a_skeleton_file(run, long_test_sample, ca
 
 # ------------------------------------------------------------------------------------------------------ video
 
-PENN_TINY = ["experiment=penn_tiny", "data.format=penn-action", "data.source=penn_action_labels",
-             "data.split=official", *[t for t in TINY if "pipeline" not in t],
-             f"data.train_pipeline=[{{type: MinMaxNormalize}}, {{type: UclaSample, window_size: {WINDOW}}}]",
-             "data.test_pipeline=[{type: MinMaxNormalize}, "
-             f"{{type: UclaSample, window_size: {WINDOW}, test_mode: true}}]"]
+#: the shipped demo config (TorsoNormalize, 48-frame UniformSample), cut to a tiny one-epoch model
+PENN_CONFIG = REPO / "configs" / "penn_action" / "ctrgcn_joint.yaml"
+PENN_TINY = ["experiment=penn_tiny", *[t for t in TINY if "pipeline" not in t]]
 
 
 @pytest.fixture(scope="module")
@@ -209,15 +207,15 @@ def pose_extra():
 
 @pytest.fixture(scope="module")
 def penn_run(pose_extra, shared_data: Path, tmp_path_factory) -> Path:
-    """A tiny one-epoch model in Penn Action's 13-joint 2D layout, which MediaPipe's mapping produces
-    (``$SKELACT_PENN_RUN``, when given, is used instead: the pose environment may lack the train extra)."""
+    """A tiny one-epoch model of the shipped Penn Action demo config (13-joint 2D layout, which MediaPipe's mapping
+    produces; ``$SKELACT_PENN_RUN``, when given, is used instead: the pose environment may lack the train extra)."""
     if os.environ.get("SKELACT_PENN_RUN"):
         return Path(os.environ["SKELACT_PENN_RUN"])
     out = tmp_path_factory.mktemp("predict-penn") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SKELACT_DATA", str(shared_data))
         mp.setenv("SKELACT_CACHE", str(tmp_path_factory.getbasetemp() / "skelact-store-cache"))
-        assert main(["train", str(CONFIG), *PENN_TINY, "--run-dir", str(out)]) == 0
+        assert main(["train", str(PENN_CONFIG), *PENN_TINY, "--run-dir", str(out)]) == 0
     return out
 
 
