@@ -187,8 +187,11 @@ def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
     return starts
 
 
-def resolve_run(run_or_checkpoint: str | PathLike, checkpoint: str = "best") -> tuple[Path, Path]:
-    """``(run directory, checkpoint file)`` from a run directory (+ ``best``/``last``) or a ``.ckpt`` inside one."""
+def resolve_run(run_or_checkpoint: str | PathLike, checkpoint: str | None = None) -> tuple[Path, Path]:
+    """``(run directory, checkpoint file)`` from a run directory (+ ``best``/``last``) or a ``.ckpt`` inside one.
+
+    ``checkpoint=None``: the one the run itself was tested with (its ``evaluate.checkpoint``, which its
+    ``metrics.json`` reports), so a prediction uses the model whose accuracy the run states."""
     from skelact.engine.runs import _checked_run_dir, _checkpoint_path
     from skelact.engine.errors import RunError
 
@@ -198,13 +201,18 @@ def resolve_run(run_or_checkpoint: str | PathLike, checkpoint: str = "best") -> 
             raise RunError("expected a run directory or a .ckpt file of one", given)
         return _checked_run_dir(given.resolve().parent.parent).resolve(), given.resolve()
     run = _checked_run_dir(given).resolve()
+    if checkpoint is None:
+        from skelact.config import load_config
+        from skelact.engine.runs import CONFIG_FILE
+
+        checkpoint = str(load_config(run / CONFIG_FILE).cfg.evaluate.checkpoint)
     return run, _checkpoint_path(run, checkpoint)
 
 
 class Predictor:
     """A run's inference network with its test-time preprocessing: :meth:`probabilities` of sequences."""
 
-    def __init__(self, run_or_checkpoint: str | PathLike, checkpoint: str = "best", *,
+    def __init__(self, run_or_checkpoint: str | PathLike, checkpoint: str | None = None, *,
                  log: Callable[[str], None] | None = None):
         from skelact.config import load_config, to_container
         from skelact.engine.build import build_pipeline_of, open_dataset_store
@@ -313,7 +321,7 @@ def load_input(predictor: Predictor, path: Path, fmt: str | None = None, *, mirr
 
 
 def predict(run_or_checkpoint: str | PathLike, input_path: str | PathLike, *, fmt: str | None = None,
-            top_k: int = 5, window: int | None = None, stride: int | None = None, checkpoint: str = "best",
+            top_k: int = 5, window: int | None = None, stride: int | None = None, checkpoint: str | None = None,
             mirrored: bool = False, render: str | PathLike | None = None, predictor: Predictor | None = None
             ) -> Prediction:
     """Classify ``input_path`` with a run (see the module docstring); ``render``: write the annotated video there."""
@@ -407,7 +415,8 @@ def add_predict_arguments(parser: Any) -> Any:
                         help="timeline stride in frames (default: half the window)")
     parser.add_argument("--render", default=None, metavar="OUT.mp4",
                         help="write the video with the skeleton and the current top action (video input only)")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
+                        help="default: the one the run was tested with (its evaluate.checkpoint)")
     parser.add_argument("--mirrored", action="store_true",
                         help="the video is a mirror image (NTU RGB+D's colour videos are): swap left and right")
     return parser
