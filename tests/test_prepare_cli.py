@@ -457,8 +457,11 @@ def test_ctrl_c_in_a_real_run_leaves_no_partial_store(tmp_path, shared_data):
         shutil.copy(path, src / path.name)
     os.mkfifo(src / "9999.mat")
     out = tmp_path / "penn"
+    # as in a terminal, Ctrl-C must reach the run: a test runner started in the background (non-interactive shells
+    # ignore SIGINT for background jobs) would otherwise hand its ignored SIGINT down to the child
     proc = subprocess.Popen(cmd + ["prepare", "penn-action", str(src), str(out), "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # wait for the progress bar, i.e. the workers are parsing, then Ctrl-C the whole process group as a terminal does
     seen = ""
     while "file/s" not in seen and proc.poll() is None:
