@@ -187,12 +187,10 @@ def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
     return starts
 
 
-def resolve_run(run_or_checkpoint: str | PathLike, checkpoint: str | None = None) -> tuple[Path, Path]:
-    """``(run directory, checkpoint file)`` from a run directory (+ ``best``/``last``) or a ``.ckpt`` inside one.
-
-    ``checkpoint=None``: the one the run itself was tested with (its ``evaluate.checkpoint``, which its
-    ``metrics.json`` reports), so a prediction uses the model whose accuracy the run states."""
-    from skelact.engine.runs import _checked_run_dir, _checkpoint_path
+def resolve_run(run_or_checkpoint: str | PathLike) -> tuple[Path, Path | None]:
+    """``(run directory, checkpoint file)`` from a ``.ckpt`` inside a run, or ``(run directory, None)`` from a run
+    directory (the caller picks its ``best`` or ``last`` checkpoint)."""
+    from skelact.engine.runs import _checked_run_dir
     from skelact.engine.errors import RunError
 
     given = Path(run_or_checkpoint)
@@ -200,13 +198,7 @@ def resolve_run(run_or_checkpoint: str | PathLike, checkpoint: str | None = None
         if given.suffix != ".ckpt":
             raise RunError("expected a run directory or a .ckpt file of one", given)
         return _checked_run_dir(given.resolve().parent.parent).resolve(), given.resolve()
-    run = _checked_run_dir(given).resolve()
-    if checkpoint is None:
-        from skelact.config import load_config
-        from skelact.engine.runs import CONFIG_FILE
-
-        checkpoint = str(load_config(run / CONFIG_FILE).cfg.evaluate.checkpoint)
-    return run, _checkpoint_path(run, checkpoint)
+    return _checked_run_dir(given).resolve(), None
 
 
 class Predictor:
@@ -216,15 +208,19 @@ class Predictor:
                  log: Callable[[str], None] | None = None):
         from skelact.config import load_config, to_container
         from skelact.engine.build import build_pipeline_of, open_dataset_store
-        from skelact.engine.runs import CONFIG_FILE
+        from skelact.engine.runs import CONFIG_FILE, _checkpoint_path
         from skelact.engine.export import load_inference_network
 
         from skelact.engine import require_lightning
 
         require_lightning()  # the run-directory helpers of the engine live beside its Lightning trainer
-        self.run, self.checkpoint = resolve_run(run_or_checkpoint, checkpoint)
+        self.run, self.checkpoint = resolve_run(run_or_checkpoint)
         self.loaded = load_config(self.run / CONFIG_FILE)
         cfg = self.loaded.cfg
+        if self.checkpoint is None:
+            # by default the checkpoint the run was tested with (its evaluate.checkpoint, which its metrics.json
+            # reports), so a prediction uses the model whose accuracy the run states
+            self.checkpoint = _checkpoint_path(self.run, checkpoint or str(cfg.evaluate.checkpoint))
         quiet = log or (lambda message: None)
         self.store = open_dataset_store(self.loaded, progress=False, log=quiet)
         self.layout = self.store.layout
