@@ -36,7 +36,6 @@ import json
 import sys
 import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import asdict
 from os import PathLike
 from pathlib import Path
@@ -51,6 +50,7 @@ from skelact.engine.runs import (CONFIG_FILE, RunLog, _checked_run_dir, _checkpo
                                  _is_launched_child, _lit_module, _resume_checkpoint, _run_directory,
                                  _schedule_and_lr, _start)
 from skelact.engine.errors import RunError
+from skelact.engine.threads import use_threads
 from skelact.errors import ConfigError, DataError, SkelactError
 
 PROTOCOL_FILE = "protocol.json"
@@ -75,15 +75,6 @@ def _pipeline(loaded: LoadedConfig, which: str):
     except ConfigError as e:
         field = f"{key}.{e.field}" if e.field else key
         raise ConfigError(e.message, loaded.source_of(key), field) from None
-
-
-def _threads(loaded: LoadedConfig, processes: int, log: Any):
-    """``skelact.engine.threads.use_threads`` for the run's ``trainer.threads`` where the engine has it."""
-    try:
-        from skelact.engine.threads import use_threads
-    except ImportError:
-        return nullcontext()
-    return use_threads(int(loaded.cfg.trainer.get("threads", 0) or 0), processes, log)
 
 
 def _data_module(loaded: LoadedConfig, train_set: Any, test_set: Any):
@@ -217,7 +208,7 @@ def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str
         f"{cfg.epochs} epochs of {batches} steps")
     module = _lit_module(loaded, method, schedule, store.num_classes, out)
     data = _data_module(loaded, train_set, None)
-    with _threads(loaded, int(trainer.num_devices), log):
+    with use_threads(loaded.cfg.trainer.threads, int(trainer.num_devices), log):
         started = time.perf_counter()
         _fit(trainer, module, data, out, resume_ckpt, child, log,
              resume_hint=f"skelact pretrain --resume {out}")
@@ -531,7 +522,7 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
         module = _lit_module(loaded, classifier, schedule, num_classes, out)
         data = _data_module(loaded, train_set, test_set)
         resume_hint = f"skelact evaluate {protocol} --resume {out}"
-        with _threads(loaded, int(trainer.num_devices), log), warnings.catch_warnings():
+        with use_threads(loaded.cfg.trainer.threads, int(trainer.num_devices), log), warnings.catch_warnings():
             # the linear protocol's encoders stay in eval mode on purpose (frozen batch-norm statistics)
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
             _fit(trainer, module, data, out, resume_ckpt, child, log, resume_hint)
