@@ -34,7 +34,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
-from skelact.atomic import write_atomic
+from skelact.atomic import write_atomic, write_text_atomic
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last"
@@ -145,9 +145,7 @@ def trim_csv_log(run_dir: Path, epochs_done: int) -> None:
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, buffer.getvalue())
 
 
 def _precision(value: Any) -> str:
