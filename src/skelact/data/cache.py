@@ -7,9 +7,9 @@ used as it is.
 
 The first run prepares the store (:func:`skelact.data.prepare.prepare`) into the *cache*: ``$SKELACT_CACHE`` when
 set, else ``~/.cache/skelact/stores``, in a directory named after a hash of what determines its content (format,
-resolved source path, reader options, store format version, the reader's version). Later runs open it directly. ``prepare`` builds the
-store under a temporary name and renames it into place, so an interrupted first run leaves no half store, and two
-runs preparing at once both end up using whichever finished first.
+resolved source path, reader options, store format version, the reader's version). Later runs open it directly.
+``prepare`` builds the store under a temporary name and renames it into place, so an interrupted first run leaves
+no half store, and two runs preparing at once both end up using whichever finished first.
 """
 
 from __future__ import annotations

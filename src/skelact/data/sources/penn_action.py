@@ -9,10 +9,11 @@ file holds ``action`` (class name), ``pose`` (camera view: front, back, left, ri
 What a record holds: keypoints ``[1, T, 13, 2]`` in pixels, scores = visibility (an occluded joint keeps its
 annotated position, with score 0; a joint that was not annotated, mostly one outside the frame, is stored by Penn
 at the image's top-left corner, ``(c, c)`` with ``c`` between 0 and 2 pixels (mostly about 0.75), with visibility
-0: 187,352 joints, 8.3 % of all, and the hips of every frame of 403 clips; it becomes exactly ``(0, 0)``, skelact's mark of a missing joint, so normalisation can skip it), label = index of ``action`` in :data:`PENN_ACTION_CLASSES`, and meta
-``subset`` ("train" / "test", read by the ``penn_action_official`` split), ``view``, ``img_shape`` (H, W) and
-``label_name``. ``bbox`` is not kept: it is derivable from the joints, and in two files (1154, 1865) it has one row
-fewer than there are frames.
+0: 187,352 joints, 8.3 % of all, and the hips of every frame of 403 clips; it becomes exactly ``(0, 0)``,
+skelact's mark of a missing joint, so normalisation can skip it), label = index of ``action`` in
+:data:`PENN_ACTION_CLASSES`, and meta ``subset`` ("train" / "test", read by the ``penn_action_official``
+split), ``view``, ``img_shape`` (H, W) and ``label_name``. ``bbox`` is not kept: it is derivable from the joints,
+and in two files (1154, 1865) it has one row fewer than there are frames.
 """
 
 from __future__ import annotations
