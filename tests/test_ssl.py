@@ -13,9 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from skelact.errors import ConfigError
+from skelact.errors import ConfigError, DataError
 from skelact.methods.crossclr import CrosSCLRMethod, cross_view_loss, topk_positive_mask
-from skelact.methods.protocols import EncoderClassifier, balanced_label_subset, knn_scores
+from skelact.methods.protocols import (EncoderClassifier, balanced_label_subset, estimate_batch_norm_statistics,
+                                      knn_scores)
 from skelact.methods.queue import MemoryQueue
 from skelact.methods.skeletonclr import (SkeletonCLR, SkeletonCLRMethod, info_nce_logits, info_nce_loss,
                                          momentum_update_)
@@ -323,6 +324,59 @@ def test_linear_protocol_freezes_weights_and_batch_norm_statistics():
     tuned = EncoderClassifier({"joint": encoder}, 10, frozen=False).train()
     tuned.training_step({"x": {"joint": x}, "label": torch.arange(6) % 10})
     assert not torch.equal(encoder.state_dict()["data_bn.bn.running_mean"], before["data_bn.bn.running_mean"])
+
+
+class NormEncoder(nn.Module):
+    """BatchNorm over 2 features, then dropout: the statistics must come from the BN input alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(2, momentum=0.3)
+        self.drop = nn.Dropout(0.5)
+
+    def extract_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.bn(x))
+
+
+def test_batch_norm_statistics_are_the_average_over_the_batches():
+    encoder = NormEncoder().eval()
+    weight_before = encoder.bn.weight.detach().clone()
+    gen = torch.Generator().manual_seed(0)
+    batches = [torch.randn(5, 2, generator=gen) * torch.tensor([2.0, 0.5]) + torch.tensor([3.0, -1.0])
+               for _ in range(4)]
+    seen = estimate_batch_norm_statistics({"joint": encoder}, [{"joint": b} for b in batches])
+    assert seen == 20
+    # by hand: the mean of the four batch means and of the four unbiased batch variances
+    torch.testing.assert_close(encoder.bn.running_mean, torch.stack([b.mean(0) for b in batches]).mean(0))
+    torch.testing.assert_close(encoder.bn.running_var, torch.stack([b.var(0) for b in batches]).mean(0))
+    assert encoder.bn.momentum == 0.3 and not encoder.training and not encoder.bn.training
+    assert torch.equal(encoder.bn.weight, weight_before)
+    with pytest.raises(DataError):
+        estimate_batch_norm_statistics({"joint": encoder}, [])
+
+
+def test_a_random_encoder_gets_usable_features_from_its_estimated_statistics(ucla_store):
+    """The reason for the estimate: with its initial statistics (mean 0, variance 1) a random ST-GCN shrinks real
+    NW-UCLA clips to features a linear classifier cannot learn from (measured about 1e-7 at full depth)."""
+    from skelact.data.multiview import MultiViewDataset
+    from skelact.models import STGCN
+    from skelact.config import load_config
+    from skelact.engine.build import build_pipeline_of
+
+    loaded = load_config(REPO / "configs" / "nw_ucla" / "skeletonclr_joint.yaml", [f"data.store={ucla_store.path}"])
+    data = MultiViewDataset(ucla_store, np.arange(0, 1484, 50), build_pipeline_of(loaded, "test"), ["joint"],
+                            draws=1, num_persons=1, seed=0)
+    x = torch.stack([torch.as_tensor(data[i]["x"]["joint"]) for i in range(len(data))])
+    encoder = STGCN(10, layout="nw_ucla20", num_persons=1, base_channels=16, final_channels=256, dropout=0.5,
+                    seed=0).eval()
+    with torch.no_grad():
+        before = encoder.extract_features(x)
+    estimate_batch_norm_statistics({"joint": encoder}, [{"joint": x[:15]}, {"joint": x[15:]}])
+    with torch.no_grad():
+        after = encoder.extract_features(x)
+    assert before.norm(dim=1).mean() < 1e-3
+    assert after.norm(dim=1).mean() > 1.0
+    assert after.std(dim=0).mean() > 0.01  # the clips differ from each other, not only in scale
 
 
 def test_balanced_label_subsets_are_stratified_and_seeded():

@@ -437,6 +437,18 @@ def _predict(loaded: LoadedConfig, method: Any, dataset: Any, num_classes: int) 
     return ordered
 
 
+def _estimate_batch_norm_statistics(loaded: LoadedConfig, encoders: dict[str, Any], dataset: Any) -> int:
+    from torch.utils.data import DataLoader
+
+    from skelact.data.multiview import MultiViewCollate
+    from skelact.methods.protocols import estimate_batch_norm_statistics
+
+    d = loaded.cfg.data
+    loader = DataLoader(dataset, batch_size=d.test_batch_size, shuffle=False, num_workers=0,
+                        collate_fn=MultiViewCollate(d.num_frames))
+    return estimate_batch_norm_statistics(encoders, (batch["x"] for batch in loader))
+
+
 def _plot_features(out: Path, features: np.ndarray, labels: np.ndarray, class_names: Any, how: str, seed: int,
                    title: str, log: RunLog) -> Path | None:
     if how == "none":
@@ -494,8 +506,13 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
             f"({100 * opts.label_fraction:g} % of each class, at least one; label seed {seed})")
     test_set = dataset(subset_indices(loaded, store, "test"), "test")
     encoders, source_epoch = _encoders(loaded, src, source_dir, store, views, opts, log)
+    frozen = protocol in ("linear", "knn")
+    if opts.init == "random" and frozen:
+        seen = _estimate_batch_norm_statistics(loaded, encoders, dataset(train_indices, "test"))
+        log(f"encoders {', '.join(views)}: batch-norm statistics estimated on the {seen} training clips (test "
+            f"pipeline); the weights stay random")
     generator = torch.Generator().manual_seed(int(cfg.seed) + HEAD_SEED_OFFSET)
-    classifier = EncoderClassifier(encoders, num_classes, frozen=protocol in ("linear", "knn"), generator=generator)
+    classifier = EncoderClassifier(encoders, num_classes, frozen=frozen, generator=generator)
 
     extra: dict[str, Any] = {"protocol": protocol, "source_run": str(source_dir), "source_method":
                              src.cfg.method.type, "source_epoch": source_epoch, "init": opts.init,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -229,6 +229,48 @@ def load_encoder_weights(encoder: nn.Module, state_dict: Mapping[str, torch.Tens
         what = f"missing {missing[:3]}" if missing else f"unexpected {list(unexpected)[:3]}"
         raise DataError(f"the checkpoint's encoder does not fit the model ({what})", where, "state_dict")
     return len(weights)
+
+
+@torch.no_grad()
+def estimate_batch_norm_statistics(encoders: Mapping[str, nn.Module], batches: Iterable[Mapping[str, torch.Tensor]]
+                                   ) -> int:
+    """Replace the running mean and variance of every batch-norm layer of ``encoders`` (``{view: backbone}``) by
+    the average of the batch statistics that layer sees over ``batches`` (``{view: [N, M, T, V, C]}`` inputs);
+    weights, biases and every other layer (dropout) are untouched and stay in eval mode. Returns the number of
+    samples seen.
+
+    Why: a randomly initialised encoder judged *frozen* (linear, kNN) would otherwise normalise with its initial
+    statistics (mean 0, variance 1), which describe no data; ten ST-GCN blocks of ReLU then shrink the pooled
+    features of NW-UCLA clips to about 1e-7, and a linear classifier on them cannot leave chance. The weights
+    stay random, so this is still the random-initialisation baseline, with statistics as a frozen trained
+    encoder has them (the same estimate as ``torch.optim.swa_utils.update_bn``: momentum ``None``, cumulative
+    average).
+    """
+    norms = [m for e in encoders.values() for m in e.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = {id(m): (m.momentum, m.training) for m in norms}
+    was_training = {view: e.training for view, e in encoders.items()}
+    for encoder in encoders.values():
+        encoder.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    seen = 0
+    try:
+        for batch in batches:
+            for view, encoder in encoders.items():
+                encoder.extract_features(batch[view])
+            seen += int(next(iter(batch.values())).shape[0])
+    finally:
+        for m in norms:
+            m.momentum, training = saved[id(m)]
+            m.train(training)
+        for view, encoder in encoders.items():
+            encoder.train(was_training[view])
+    if seen == 0:
+        raise DataError("no samples to estimate the batch-norm statistics from", field="train")
+    return seen
 
 
 class EncoderClassifier(nn.Module):
