@@ -438,14 +438,10 @@ def _predict(loaded: LoadedConfig, method: Any, dataset: Any, num_classes: int) 
 
 
 def _estimate_batch_norm_statistics(loaded: LoadedConfig, encoders: dict[str, Any], dataset: Any) -> int:
-    from torch.utils.data import DataLoader
-
-    from skelact.data.multiview import MultiViewCollate
     from skelact.methods.protocols import estimate_batch_norm_statistics
 
-    d = loaded.cfg.data
-    loader = DataLoader(dataset, batch_size=d.test_batch_size, shuffle=False, num_workers=0,
-                        collate_fn=MultiViewCollate(d.num_frames))
+    # the engine's ordered single-process loader, as _predict uses (its batch size, workers and collate)
+    loader = _data_module(loaded, None, dataset).predict_dataloader()
     return estimate_batch_norm_statistics(encoders, (batch["x"] for batch in loader))
 
 

@@ -243,12 +243,13 @@ def estimate_batch_norm_statistics(encoders: Mapping[str, nn.Module], batches: I
     statistics (mean 0, variance 1), which describe no data; ten ST-GCN blocks of ReLU then shrink the pooled
     features of NW-UCLA clips to about 1e-7, and a linear classifier on them cannot leave chance. The weights
     stay random, so this is still the random-initialisation baseline, with statistics as a frozen trained
-    encoder has them (the same estimate as ``torch.optim.swa_utils.update_bn``: momentum ``None``, cumulative
-    average).
+    encoder has them (the estimate of ``torch.optim.swa_utils.update_bn``: momentum ``None``, cumulative average;
+    ``update_bn`` itself is not used because it runs the whole model in training mode, so dropout would distort
+    the statistics of every batch-norm layer after it, and it takes one tensor per batch, not one per view).
     """
     norms = [m for e in encoders.values() for m in e.modules()
              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    saved = {id(m): (m.momentum, m.training) for m in norms}
+    momenta = [m.momentum for m in norms]
     was_training = {view: e.training for view, e in encoders.items()}
     for encoder in encoders.values():
         encoder.eval()
@@ -263,11 +264,10 @@ def estimate_batch_norm_statistics(encoders: Mapping[str, nn.Module], batches: I
                 encoder.extract_features(batch[view])
             seen += int(next(iter(batch.values())).shape[0])
     finally:
-        for m in norms:
-            m.momentum, training = saved[id(m)]
-            m.train(training)
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
         for view, encoder in encoders.items():
-            encoder.train(was_training[view])
+            encoder.train(was_training[view])  # also every batch-norm layer's mode
     if seen == 0:
         raise DataError("no samples to estimate the batch-norm statistics from", field="train")
     return seen
