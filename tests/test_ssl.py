@@ -470,6 +470,29 @@ def test_every_protocol_writes_metrics(pretrained, tmp_path, protocol, extra):
         assert same == (protocol == "linear")  # frozen weights and BN statistics vs fine-tuned
 
 
+def test_linear_on_stored_embeddings_trains_as_encoding_every_batch(pretrained, tmp_path):
+    """The default linear run encodes each clip once; --no-cache-features encodes every batch. Same data order,
+    same frozen encoder: the classifiers and the test scores must agree to float rounding."""
+    from skelact.cli import main
+
+    runs = {}
+    for name, flag in (("stored", []), ("every_batch", ["--no-cache-features"])):
+        out = tmp_path / name
+        assert main(["evaluate", "linear", str(pretrained), "--plot=none", f"--run-dir={out}", "epochs=3",
+                     *flag]) == 0
+        state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        runs[name] = (state, np.load(out / "scores.npy"), json.loads((out / "metrics.json").read_text()))
+    (stored, s_scores, s_metrics), (every, e_scores, e_metrics) = runs["stored"], runs["every_batch"]
+    assert s_metrics["cached_features"] is True and e_metrics["cached_features"] is False
+    assert stored.keys() == every.keys()  # the whole classifier is saved either way, encoder included
+    head = [k for k in stored if k.startswith("method.heads.")]
+    assert head and all(torch.allclose(stored[k], every[k], atol=1e-5) for k in head)
+    # three epochs of training moved the head away from its initialisation in both runs
+    assert not torch.allclose(stored["method.heads.joint.bias"], torch.zeros_like(stored["method.heads.joint.bias"]))
+    np.testing.assert_allclose(s_scores, e_scores, atol=1e-4)
+    assert s_metrics["top1"] == e_metrics["top1"]
+
+
 def test_crossclr_resumes_exactly_across_the_phase_switch(ucla_store, tmp_path):
     """1 single-view epoch + 1 cross-view epoch uninterrupted, against 1 epoch then --resume: same weights, key
     encoders and queues."""

@@ -214,7 +214,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from skelact.engine.ssl_commands import evaluate_command
 
     # only the options the user gave: a resumed protocol keeps its own, and the defaults live in ProtocolOptions
-    names = ("view", "augment", "k", "temperature", "label_fraction", "label_seed", "plot", "checkpoint", "init")
+    names = ("view", "augment", "k", "temperature", "label_fraction", "label_seed", "plot", "checkpoint", "init",
+             "cache_features")
     options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     source = None if args.resume else args.run
     overrides = list(args.overrides) if args.resume is None else [args.run, *args.overrides]
@@ -370,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", choices=("best", "last"), default=None, help="source run's checkpoint")
     p.add_argument("--init", choices=("pretrained", "random"), default=None,
                    help="random: the same encoder randomly initialised (the baseline)")
+    p.add_argument("--cache-features", default=None, action=argparse.BooleanOptionalAction,
+                   help="linear: train the classifier on embeddings computed once (default; the same training "
+                        "in seconds) or, with --no-cache-features, encode every batch")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("test", help="re-evaluate a run's best or last checkpoint",

@@ -82,10 +82,14 @@ def _data_module(loaded: LoadedConfig, train_set: Any, test_set: Any):
     from skelact.engine.datamodule import SkeletonDataModule
 
     d = loaded.cfg.data
+    from skelact.methods.protocols import EmbeddingDataset, collate_embeddings
+
+    stored = isinstance(train_set if train_set is not None else test_set, EmbeddingDataset)
+    # stored embeddings are in memory already: worker processes would only add start-up time
     data = SkeletonDataModule(train_set, test_set, batch_size=d.batch_size, test_batch_size=d.test_batch_size,
-                              num_workers=d.num_workers, seed=loaded.cfg.seed, drop_last=d.drop_last,
-                              num_frames=d.num_frames)
-    data.collate = MultiViewCollate(d.num_frames)
+                              num_workers=0 if stored else d.num_workers, seed=loaded.cfg.seed,
+                              drop_last=d.drop_last, num_frames=d.num_frames)
+    data.collate = collate_embeddings if stored else MultiViewCollate(d.num_frames)
     return data
 
 
@@ -480,7 +484,9 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
     from skelact.engine.trainer import build_trainer
     from skelact.evaluation.report import write_report
     from skelact.evaluation.run_scores import save_run_scores
-    from skelact.methods.protocols import EmbeddingOf, EncoderClassifier, balanced_label_subset, knn_scores
+    from skelact.methods.protocols import (EmbeddingDataset, EmbeddingOf, EncoderClassifier, RawFeaturesOf,
+                                           balanced_label_subset, knn_scores)
+    from skelact.methods.skeletonclr import encoder_width
 
     cfg = loaded.cfg
     views = _protocol_views(src, source_dir, opts)
@@ -519,6 +525,16 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
         # the frozen encoder's embeddings, before any fine-tuning moves it
         frozen_test = _predict(loaded, EmbeddingOf(classifier), test_set, num_classes)
 
+    def stored_embeddings(data: MultiViewDataset) -> EmbeddingDataset:
+        raw = _predict(loaded, RawFeaturesOf(classifier), data, num_classes)
+        return EmbeddingDataset(raw, {v: encoder_width(classifier.encoders[v]) for v in views}, data.labels,
+                                data.names)
+
+    def stored_embeddings(data: MultiViewDataset) -> EmbeddingDataset:
+        raw = _predict(loaded, RawFeaturesOf(classifier), data, num_classes)
+        return EmbeddingDataset(raw, {v: encoder_width(classifier.encoders[v]) for v in views}, data.labels,
+                                data.names)
+
     if protocol == "knn":
         train_features = _predict(loaded, EmbeddingOf(classifier), dataset(train_indices, "test"), num_classes)
         scores = knn_scores(train_features, np.asarray(store.labels)[train_indices], frozen_test, num_classes, k=opts.k,
@@ -528,12 +544,22 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
         train_set = dataset(train_indices, "train")
         trainer = build_trainer(cfg, out, callbacks=list(callbacks))
         world = int(trainer.num_devices) * int(trainer.num_nodes)
+        fit_test_set = test_set
+        cached = protocol == "linear" and opts.cache_features and not opts.augment and world == 1
+        if protocol == "linear":
+            extra.update(cached_features=cached)
+        if cached:
+            started = time.perf_counter()
+            train_set, fit_test_set = stored_embeddings(train_set), stored_embeddings(test_set)
+            log(f"linear: the frozen encoder's embeddings of the {len(train_set)} training and {len(test_set)} test "
+                f"clips computed once ({time.perf_counter() - started:.1f} s); the classifier trains on them "
+                f"(cache_features=false encodes every batch instead)")
         schedule, batches, _ = _schedule_and_lr(loaded, len(train_set), world, log)
         trainable = sum(p.numel() for p in classifier.parameters() if p.requires_grad)
         log(f"{protocol}: views {', '.join(views)}, train {len(train_set)}, test {len(test_set)}; {trainable:,} "
             f"trainable parameters; {cfg.epochs} epochs of {batches} steps")
         module = _lit_module(loaded, classifier, schedule, num_classes, out)
-        data = _data_module(loaded, train_set, test_set)
+        data = _data_module(loaded, train_set, fit_test_set)
         resume_hint = f"skelact evaluate {protocol} --resume {out}"
         with use_threads(loaded.cfg.trainer.threads, int(trainer.num_devices), log), warnings.catch_warnings():
             # the linear protocol's encoders stay in eval mode on purpose (frozen batch-norm statistics)
@@ -544,7 +570,7 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
         ckpt = _checkpoint_path(out, cfg.evaluate.checkpoint)
         checkpoint = _load_checkpoint(ckpt)
         module.load_state_dict(checkpoint["state_dict"])
-        scores = _predict(loaded, classifier, test_set, num_classes)
+        scores = _predict(loaded, classifier, fit_test_set, num_classes)
         extra.update(epoch=int(checkpoint.get("epoch", -1)) + 1, checkpoint=cfg.evaluate.checkpoint,
                      checkpoint_path=str(ckpt))
         if protocol == "semi":

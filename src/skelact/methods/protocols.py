@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
 from skelact.errors import ConfigError, DataError
 from skelact.methods.skeletonclr import ENCODER_PREFIX, encoder_width, reset_linear_, settings_from_dict
@@ -107,6 +108,11 @@ class ProtocolOptions:
     checkpoint: str = "last"
     #: ``pretrained`` (the source run's weights) or ``random`` (the same encoder, randomly initialised: the baseline)
     init: str = "pretrained"
+    #: linear: encode every clip once and train the classifier on the stored embeddings. The frozen encoder in eval
+    #: mode gives a clip the same embedding at every epoch when the training pipeline has no augmentation, so this
+    #: is the same training as encoding each batch anew (float rounding aside), in seconds instead of an encoder
+    #: pass per step. Ignored with ``augment`` and in multi-process runs, which encode every batch.
+    cache_features: bool = True
 
 
 OPTION_KEYS = tuple(ProtocolOptions.__dataclass_fields__)
@@ -309,9 +315,21 @@ class EncoderClassifier(nn.Module):
         return list(self.encoders.keys())
 
     def features(self, x: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Pooled embeddings ``{view: [N, D]}`` (no gradient when frozen)."""
+        """Pooled embeddings ``{view: [N, D]}`` (no gradient when frozen).
+
+        A 2-D entry ``[N, D]`` of ``x`` is taken as that view's embedding, already computed by this frozen encoder
+        (:class:`EmbeddingDataset`); skeleton batches are ``[N, M, T, V, C]``."""
+        out = {}
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            return {v: self.encoders[v].extract_features(x[v]) for v in self.view_names}
+            for v in self.view_names:
+                if x[v].dim() == 2:
+                    if not self.frozen:
+                        raise ConfigError("stored embeddings can only train the classifier of a frozen encoder",
+                                          field="cache_features")
+                    out[v] = x[v]
+                else:
+                    out[v] = self.encoders[v].extract_features(x[v])
+        return out
 
     def forward(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
         feats = self.features(x)
@@ -326,6 +344,55 @@ class EncoderClassifier(nn.Module):
     def training_step(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch["x"])
         return F.cross_entropy(logits.float(), batch["label"]), logits
+
+
+class RawFeaturesOf(nn.Module):
+    """``forward(x)`` = the views' pooled embeddings side by side, ``[N, sum D]``, as the classifier's heads see
+    them (not normalised): lets the engine's prediction loop collect them for :class:`EmbeddingDataset`."""
+
+    def __init__(self, classifier: EncoderClassifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        feats = self.classifier.features(x)
+        return torch.cat([feats[v].float() for v in self.classifier.view_names], dim=1)
+
+
+class EmbeddingDataset(Dataset):
+    """Stored per-view embeddings of a frozen encoder, served like
+    :class:`~skelact.data.multiview.MultiViewDataset` items: ``{"x": {view: [D]}, "label", "index"}``.
+
+    ``features``: ``[N, sum D]`` from :class:`RawFeaturesOf`, split into ``widths`` (one per view, in order)."""
+
+    def __init__(self, features: Any, widths: Mapping[str, int], labels: Any, names: Any = None):
+        features = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        labels = np.asarray(labels, dtype=np.int64)
+        if features.dim() != 2 or features.shape[1] != sum(widths.values()) or features.shape[0] != labels.size:
+            raise DataError(f"embeddings of shape {tuple(features.shape)} do not match {labels.size} labels and "
+                            f"view widths {dict(widths)}", field="features")
+        if not bool(torch.isfinite(features).all()):
+            raise DataError("the encoder produced NaN or infinite embeddings", field="features")
+        self.views = {v: part.contiguous() for v, part in
+                      zip(widths, torch.split(features, list(widths.values()), dim=1))}
+        self.labels = labels
+        self.names = list(names) if names is not None else [str(i) for i in range(labels.size)]
+
+    def __len__(self) -> int:
+        return int(self.labels.size)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        # the engine's EpochSampler yields (epoch, position) keys; an embedding is the same at every epoch
+        index = int(key[1]) if isinstance(key, tuple) else int(key)
+        return {"x": {v: f[index] for v, f in self.views.items()}, "label": int(self.labels[index]),
+                "index": index}
+
+
+def collate_embeddings(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Picklable ``collate_fn`` for :class:`EmbeddingDataset`."""
+    return {"x": {v: torch.stack([b["x"][v] for b in batch]) for v in batch[0]["x"]},
+            "label": torch.tensor([b["label"] for b in batch], dtype=torch.int64),
+            "index": torch.tensor([b["index"] for b in batch], dtype=torch.int64)}
 
 
 class EmbeddingOf(nn.Module):
