@@ -530,11 +530,6 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
         return EmbeddingDataset(raw, {v: encoder_width(classifier.encoders[v]) for v in views}, data.labels,
                                 data.names)
 
-    def stored_embeddings(data: MultiViewDataset) -> EmbeddingDataset:
-        raw = _predict(loaded, RawFeaturesOf(classifier), data, num_classes)
-        return EmbeddingDataset(raw, {v: encoder_width(classifier.encoders[v]) for v in views}, data.labels,
-                                data.names)
-
     if protocol == "knn":
         train_features = _predict(loaded, EmbeddingOf(classifier), dataset(train_indices, "test"), num_classes)
         scores = knn_scores(train_features, np.asarray(store.labels)[train_indices], frozen_test, num_classes, k=opts.k,
