@@ -3,7 +3,9 @@
 
 * **linear**: the encoder is frozen, weights *and* batch-norm statistics (it stays in eval mode, so dropout is off
   too, as the reference's ``model.eval()`` during linear training, LinguoLi/CrosSCLR
-  ``processor/linear_evaluation.py``); a linear classifier on the pooled embedding is trained with labels;
+  ``processor/linear_evaluation.py``); a linear classifier on the pooled embedding is trained with labels. Without
+  augmentation the embeddings do not change from epoch to epoch, so they are computed once and the classifier
+  trains on them (:class:`EmbeddingDataset`, option ``cache_features``);
 * **knn**: no training: a weighted k-nearest-neighbour vote on cosine similarities of the frozen embeddings
   (Wu et al., "Unsupervised Feature Learning via Non-Parametric Instance Discrimination", CVPR 2018: the ``k``
   most similar training samples vote for their class with weight ``exp(s / T)``) (:func:`knn_scores`);
