@@ -194,8 +194,18 @@ def build_trainer(cfg: Any, run_dir: Path, *, callbacks: Sequence[Any] = (), log
 
 def build_eval_trainer(cfg: Any) -> L.Trainer:
     """A single-device Trainer for prediction (the final test never runs split over processes, so every test
-    sample is scored exactly once)."""
+    sample is scored exactly once).
+
+    Lightning's "GPU available / TPU available" banner is kept out of the log here: a protocol run builds several
+    of these (embeddings, scores) besides its training Trainer, which prints the banner once."""
     t = cfg.trainer
-    return L.Trainer(accelerator=t.accelerator, devices=1, num_nodes=1, strategy="auto",
-                     precision=_precision(t.precision), logger=False, enable_checkpointing=False,
-                     enable_progress_bar=t.progress_bar, enable_model_summary=False, use_distributed_sampler=False)
+    banner = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = banner.level
+    banner.setLevel(logging.WARNING)
+    try:
+        return L.Trainer(accelerator=t.accelerator, devices=1, num_nodes=1, strategy="auto",
+                         precision=_precision(t.precision), logger=False, enable_checkpointing=False,
+                         enable_progress_bar=t.progress_bar, enable_model_summary=False,
+                         use_distributed_sampler=False)
+    finally:
+        banner.setLevel(level)
