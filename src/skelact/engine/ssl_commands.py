@@ -80,10 +80,9 @@ def _pipeline(loaded: LoadedConfig, which: str):
 def _data_module(loaded: LoadedConfig, train_set: Any, test_set: Any):
     from skelact.data.multiview import MultiViewCollate
     from skelact.engine.datamodule import SkeletonDataModule
-
-    d = loaded.cfg.data
     from skelact.methods.protocols import EmbeddingDataset, collate_embeddings
 
+    d = loaded.cfg.data
     stored = isinstance(train_set if train_set is not None else test_set, EmbeddingDataset)
     # stored embeddings are in memory already: worker processes would only add start-up time
     data = SkeletonDataModule(train_set, test_set, batch_size=d.batch_size, test_batch_size=d.test_batch_size,
