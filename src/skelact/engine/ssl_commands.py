@@ -519,10 +519,9 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
                              src.cfg.method.type, "source_epoch": source_epoch, "init": opts.init,
                              "views": views, "experiment": cfg.experiment, "split": cfg.data.split,
                              "subset": cfg.data.test_subset, "num_train_samples": int(train_indices.size)}
-    frozen_test = None
-    if not child:
-        # the frozen encoder's embeddings, before any fine-tuning moves it
-        frozen_test = _predict(loaded, EmbeddingOf(classifier), test_set, num_classes)
+    def frozen_embeddings(data: Any) -> np.ndarray | None:
+        # the frozen encoder's test embeddings for the plot and kNN (taken before any fine-tuning moves it)
+        return None if child else _predict(loaded, EmbeddingOf(classifier), data, num_classes)
 
     def stored_embeddings(data: MultiViewDataset) -> EmbeddingDataset:
         raw = _predict(loaded, RawFeaturesOf(classifier), data, num_classes)
@@ -530,6 +529,7 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
                                 data.names)
 
     if protocol == "knn":
+        frozen_test = frozen_embeddings(test_set)
         train_features = _predict(loaded, EmbeddingOf(classifier), dataset(train_indices, "test"), num_classes)
         scores = knn_scores(train_features, np.asarray(store.labels)[train_indices], frozen_test, num_classes, k=opts.k,
                             temperature=opts.temperature)
@@ -548,6 +548,8 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
             log(f"linear: the frozen encoder's embeddings of the {len(train_set)} training and {len(test_set)} test "
                 f"clips computed once ({time.perf_counter() - started:.1f} s); the classifier trains on them "
                 f"(cache_features=false encodes every batch instead)")
+        # from the stored test embeddings when there are some: no second encoder pass over the test clips
+        frozen_test = frozen_embeddings(fit_test_set)
         schedule, batches, _ = _schedule_and_lr(loaded, len(train_set), world, log)
         trainable = sum(p.numel() for p in classifier.parameters() if p.requires_grad)
         log(f"{protocol}: views {', '.join(views)}, train {len(train_set)}, test {len(test_set)}; {trainable:,} "
