@@ -344,7 +344,7 @@ def test_two_cpu_processes_train_one_epoch(ucla_store, store_cache, shared_data,
     overrides = [o for o in tiny(ucla_store, "epochs=1", "evaluate.checkpoint=last") if not o.startswith("data.store")]
     env = {**os.environ, "SKELACT_CACHE": str(store_cache), "SKELACT_DATA": str(shared_data)}
     env.pop("LOCAL_RANK", None)
-    proc = subprocess.run([sys.executable, "-m", "skelact.engine.commands", "train", str(CTRGCN_JOINT), *overrides,
+    proc = subprocess.run([sys.executable, "-m", "skelact", "train", str(CTRGCN_JOINT), *overrides,
                            "trainer.devices=2", "trainer.strategy=ddp"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -12,7 +12,6 @@ nodes, give every node the same ``run_dir`` on a shared file system.
 
 from __future__ import annotations
 
-import sys
 import time
 from os import PathLike
 from pathlib import Path
@@ -207,33 +206,3 @@ def _evaluate(loaded: LoadedConfig, run: Path, which: str, *, store: Any = None,
     log(f"test ({which} checkpoint, epoch {epoch}, {len(labels)} samples): top1 {metrics['top1']:.2f} %, "
         f"top5 {metrics['top5']:.2f} %, mean class {metrics['mean_class_acc']:.2f} %; wrote {run / 'metrics.json'}")
     return metrics
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m skelact.engine.commands train CONFIG [key=value ...]`` / ``test RUN [best|last]`` (a stand-in
-    until the ``skelact`` CLI exposes these commands; also what multi-process children re-run)."""
-    from skelact.errors import SkelactError
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if len(args) >= 2 and args[0] == "train":
-            if args[1] == "--resume":
-                train_command(None, args[3:], resume=args[2])
-            else:
-                train_command(args[1], args[2:])
-        elif len(args) >= 2 and args[0] == "test":
-            test_command(args[1], args[2] if len(args) > 2 else "best")
-        else:
-            print("usage: python -m skelact.engine.commands train CONFIG [key=value ...] | "
-                  "train --resume RUN [key=value ...] | test RUN [best|last]", file=sys.stderr)
-            return 2
-    except SkelactError as e:
-        print(f"skelact: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,21 +19,14 @@ writes ``metrics.json`` in the supervised format (``top1``, ``top5``, ``mean_cla
 ``num_test_samples``, ...), the per-sample scores and the evaluation report, and ``features_<tsne|pca>.png``, the
 frozen encoder's test embeddings coloured by class. Training protocols resume with ``resume=<its run>``.
 
-Stand-in command line until ``skelact`` exposes these (what data-parallel children re-run as well)::
-
-    python -m skelact.engine.ssl_commands pretrain CONFIG [key=value ...]
-    python -m skelact.engine.ssl_commands pretrain --resume RUN [key=value ...]
-    python -m skelact.engine.ssl_commands evaluate linear|knn|finetune|semi RUN [--option=value ...] [key=value ...]
-    python -m skelact.engine.ssl_commands evaluate linear|finetune|semi --resume EVAL_RUN [key=value ...]
-
-Options (``--k=20``, ``--label-fraction=0.01``, ``--view=joint``, ``--init=random``, ``--plot=pca``,
-``--checkpoint=best``, ``--run-dir=PATH``) are the fields of :class:`~skelact.methods.protocols.ProtocolOptions`.
+The command line is ``skelact pretrain`` and ``skelact evaluate`` (:mod:`skelact.cli`); evaluate's options
+(``--k``, ``--label-fraction``, ``--view``, ``--init``, ``--plot``, ``--checkpoint``, ...) are the fields of
+:class:`~skelact.methods.protocols.ProtocolOptions`.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 import warnings
 from dataclasses import asdict
@@ -580,73 +573,3 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
     log(f"{protocol} ({', '.join(views)}, {len(labels)} test samples): top1 {metrics['top1']:.2f} %, top5 "
         f"{metrics['top5']:.2f} %, mean class {metrics['mean_class_acc']:.2f} %; wrote {out / 'metrics.json'}")
     return {**metrics, "run_dir": str(out)}
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# stand-in command line
-
-
-def _parse_options(args: Sequence[str]) -> tuple[dict[str, Any], list[str], str | None]:
-    """``--name=value`` options (YAML values, dashes as underscores), ``key=value`` overrides, ``--run-dir``."""
-    import yaml
-
-    options: dict[str, Any] = {}
-    overrides: list[str] = []
-    run_dir = None
-    for arg in args:
-        if arg.startswith("--"):
-            name, sep, raw = arg[2:].partition("=")
-            if not sep:
-                raise ConfigError(f"expected --option=value, got {arg!r}", COMMAND_LINE, arg)
-            if name == "run-dir":
-                run_dir = raw
-                continue
-            options[name.replace("-", "_")] = yaml.safe_load(raw)
-        else:
-            overrides.append(arg)
-    return options, overrides, run_dir
-
-
-USAGE = ("usage: python -m skelact.engine.ssl_commands pretrain CONFIG [key=value ...] | pretrain --resume RUN "
-         "[key=value ...] | evaluate linear|knn|finetune|semi RUN [--option=value ...] [key=value ...] | "
-         "evaluate PROTOCOL --resume EVAL_RUN [key=value ...]")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The stand-in command line (see the module docstring)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if len(args) >= 2 and args[0] == "pretrain":
-            options, overrides, run_dir = _parse_options(args[3:] if args[1] == "--resume" else args[2:])
-            if options:
-                raise ConfigError("pretrain takes key=value overrides, not options", COMMAND_LINE,
-                                  sorted(options)[0])
-            if args[1] == "--resume":
-                if len(args) < 3:
-                    raise ConfigError("--resume needs a run directory", COMMAND_LINE, "--resume")
-                pretrain_command(None, overrides, run_dir, resume=args[2])
-            else:
-                pretrain_command(args[1], overrides, run_dir)
-        elif len(args) >= 3 and args[0] == "evaluate":
-            protocol = args[1]
-            if args[2] == "--resume":
-                if len(args) < 4:
-                    raise ConfigError("--resume needs a run directory", COMMAND_LINE, "--resume")
-                options, overrides, run_dir = _parse_options(args[4:])
-                evaluate_command(protocol, None, overrides, run_dir, resume=args[3], **options)
-            else:
-                options, overrides, run_dir = _parse_options(args[3:])
-                evaluate_command(protocol, args[2], overrides, run_dir, **options)
-        else:
-            print(USAGE, file=sys.stderr)
-            return 2
-    except SkelactError as e:
-        print(f"skelact: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
