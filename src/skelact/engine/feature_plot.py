@@ -31,12 +31,15 @@ import sys
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from skelact.errors import ConfigError, DataError, SkelactError
 from skelact.atomic import write_text_atomic
+
+if TYPE_CHECKING:
+    import argparse
 
 FIGURE_FILE = "ambiguous_features.png"
 SUMMARY_FILE = "ambiguous_features.json"
@@ -226,7 +229,7 @@ def plot_ambiguous_features(run_dir: str | PathLike, baseline: str | PathLike | 
     return target
 
 
-def add_arguments(parser: "argparse.ArgumentParser") -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``skelact plot-features`` (and of ``python -m skelact.engine.feature_plot``)."""
     parser.add_argument("run", help="a run directory (an FR-Head run, or any run)")
     parser.add_argument("--baseline", help="the baseline run to compare with (the paper's figure)")
@@ -238,7 +241,7 @@ def add_arguments(parser: "argparse.ArgumentParser") -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def command(args: "argparse.Namespace") -> int:
+def command(args: argparse.Namespace) -> int:
     """Run the plot from parsed arguments; SkelactErrors propagate to the caller's one-line handler."""
     try:
         classes = None if args.classes is None else [int(c) for c in args.classes.split(",") if c.strip()]

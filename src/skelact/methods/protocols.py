@@ -74,19 +74,10 @@ DEFAULT_RECIPES: dict[str, dict[str, Any]] = {
         "evaluate": {"checkpoint": "last"},
         "augment": True,
     },
-    "semi": {
-        "epochs": 100,
-        "optimizer": {"lr": 0.1, "reference_batch_size": 128, "nesterov": False, "momentum": 0.9,
-                      "weight_decay": 0.0001},
-        "schedule": {"type": "step", "milestones": [80], "gamma": 0.1, "warmup_epochs": 0, "interval": "epoch"},
-        "trainer": {"check_val_every_n_epoch": 10},
-        "evaluate": {"checkpoint": "last"},
-        # a 1 % subset can be smaller than one batch
-        "data": {"drop_last": False},
-        "augment": True,
-        "label_fraction": 0.1,
-    },
 }
+#: semi-supervised: the fine-tune recipe on a labelled fraction; a 1 % subset can be smaller than one batch
+DEFAULT_RECIPES["semi"] = {**copy.deepcopy(DEFAULT_RECIPES["finetune"]),
+                           "data": {"drop_last": False}, "label_fraction": 0.1}
 
 
 @dataclass
