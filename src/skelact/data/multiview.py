@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from skelact.data.dataset import collate_skeletons, fit_persons
+from skelact.data.dataset import SkeletonDataset, collate_skeletons, fit_persons
 from skelact.data.transforms import ToModality, modality_name, sample_from_sequence
 from skelact.errors import ConfigError, DataError
 
@@ -34,11 +33,12 @@ from skelact.errors import ConfigError, DataError
 DRAW_KEYS = {1: ("x",), 2: ("query", "key")}
 
 
-class MultiViewDataset(Dataset):
+class MultiViewDataset(SkeletonDataset):
     """Samples ``indices`` of ``store``, each drawn ``draws`` times (1 or 2) through ``pipeline`` and returned in
     every modality of ``views`` (``joint``, ``bone``, ``joint_motion``, ``bone_motion`` or their aliases).
 
-    ``num_persons`` person slots as in :class:`~skelact.data.dataset.SkeletonDataset` (zero-padded / cut).
+    ``num_persons`` person slots as in :class:`~skelact.data.dataset.SkeletonDataset`, whose indexing, labels and
+    names it shares; only the per-draw generators and the items differ.
     """
 
     def __init__(self, store: Any, indices: Sequence[int], pipeline: Callable | None, views: Sequence[str], *,
@@ -48,28 +48,12 @@ class MultiViewDataset(Dataset):
         names = [modality_name(v) for v in views]
         if not names or len(set(names)) != len(names):
             raise ConfigError(f"expected distinct modalities, got {list(views)}", field="views")
-        self.store = store
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.pipeline = pipeline
+        super().__init__(store, indices, pipeline, num_persons=num_persons, seed=seed)
         self.views = tuple(names)
         self.draws = int(draws)
-        self.num_persons = int(num_persons)
-        self.seed = int(seed)
         self._to_view = {v: ToModality(v) for v in self.views}
 
-    def __len__(self) -> int:
-        return int(self.indices.size)
-
-    @property
-    def labels(self) -> np.ndarray:
-        """Labels of the samples in dataset order (int64)."""
-        return np.asarray(self.store.labels, dtype=np.int64)[self.indices]
-
-    @property
-    def names(self) -> list[str]:
-        return [self.store.name(int(i)) for i in self.indices]
-
-    def rng(self, position: int, epoch: int, draw: int) -> np.random.Generator:
+    def rng(self, position: int, epoch: int = 0, draw: int = 0) -> np.random.Generator:
         """The generator of draw ``draw`` of sample ``position`` at ``epoch``."""
         return np.random.default_rng([self.seed, int(epoch), int(self.indices[position]), int(draw)])
 
