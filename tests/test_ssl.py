@@ -422,7 +422,7 @@ def test_views_are_computed_from_the_same_augmented_draw(ucla_store):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# end to end, through the stand-in command line
+# end to end, through the skelact command line (skelact.cli.main)
 
 
 @pytest.fixture(scope="module")
