@@ -545,3 +545,19 @@ def test_a_queue_larger_than_an_epoch_is_refused(ucla_store, tmp_path, capsys):
                f"--run-dir={tmp_path / 'big'}"])
     err = capsys.readouterr().err
     assert rc == 2 and "method.skeletonclr.queue_size" in err and "48 keys one epoch" in err
+
+
+def test_an_unreadable_encoder_checkpoint_is_refused_before_anything_is_written(pretrained, tmp_path, capsys):
+    import shutil
+
+    from skelact.cli import main
+
+    broken = tmp_path / "broken"
+    shutil.copytree(pretrained, broken)
+    ckpt = broken / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes()[:4096])  # a copy cut short
+    out = tmp_path / "knn"
+    rc = main(["evaluate", "knn", str(broken), "--plot=none", f"--run-dir={out}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(ckpt) in err and "unreadable checkpoint" in err
+    assert not out.exists()

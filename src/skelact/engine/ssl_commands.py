@@ -352,9 +352,13 @@ def evaluate_command(protocol: str, pretrain_run: str | PathLike | None, overrid
         out = _run_directory(str(loaded.cfg.experiment), run_dir, child).resolve()
     record = {"protocol": protocol, "source_run": str(source_dir), "source_method": src.cfg.method.type,
               "views": _protocol_views(src, source_dir, opts), "options": asdict(opts)}
+    # read the encoder's checkpoint before the run directory is written: an unreadable one leaves nothing behind
+    source_ckpt = None if opts.init == "random" else _checkpoint_path(source_dir, opts.checkpoint)
+    source_checkpoint = None if source_ckpt is None else _load_checkpoint(source_ckpt)
     log = _start(loaded, out, child, resume_ckpt, overrides,
                  extra_files=None if resume is not None else {PROTOCOL_FILE: json.dumps(record, indent=2) + "\n"})
-    return _run_protocol(protocol, loaded, src, source_dir, opts, out, resume_ckpt, child, log, callbacks)
+    return _run_protocol(protocol, loaded, src, source_dir, opts, out, resume_ckpt, child, log, callbacks,
+                         (source_ckpt, source_checkpoint))
 
 
 def _read_protocol_record(run: Path) -> dict[str, Any]:
@@ -369,8 +373,9 @@ def _read_protocol_record(run: Path) -> dict[str, Any]:
 
 
 def _encoders(loaded: LoadedConfig, src: LoadedConfig, source_dir: Path, store: Any, views: list[str], opts: Any,
-              log: RunLog) -> tuple[dict[str, Any], int]:
-    """One backbone per view, with the source run's weights unless ``init='random'``; and the source epochs."""
+              log: RunLog, source: tuple[Path | None, dict[str, Any] | None]) -> tuple[dict[str, Any], int]:
+    """One backbone per view, with the weights of ``source`` (the source run's checkpoint path and its loaded
+    contents) unless ``init='random'``; and the source epochs."""
     from skelact.engine.build import build_model
     from skelact.methods.protocols import encoder_prefix, load_encoder_weights
 
@@ -378,8 +383,7 @@ def _encoders(loaded: LoadedConfig, src: LoadedConfig, source_dir: Path, store: 
     if opts.init == "random":
         log(f"encoders {', '.join(views)}: random initialisation (the baseline), architecture of {source_dir}")
         return encoders, 0
-    ckpt = _checkpoint_path(source_dir, opts.checkpoint)
-    checkpoint = _load_checkpoint(ckpt)
+    ckpt, checkpoint = source
     state = checkpoint.get("state_dict", {})
     # a fine-tuned protocol run (e.g. init=random: the supervised encoder of the same architecture) is a source too
     from_protocol = (source_dir / PROTOCOL_FILE).is_file()
@@ -467,7 +471,8 @@ def _plot_features(out: Path, features: np.ndarray, labels: np.ndarray, class_na
 
 
 def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source_dir: Path, opts: Any, out: Path,
-                  resume_ckpt: Path | None, child: bool, log: RunLog, callbacks: Sequence[Any]) -> dict[str, Any]:
+                  resume_ckpt: Path | None, child: bool, log: RunLog, callbacks: Sequence[Any],
+                  source: tuple[Path | None, dict[str, Any] | None]) -> dict[str, Any]:
     import lightning as L
     import torch
 
@@ -499,7 +504,7 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
         log(f"semi-supervised: {train_indices.size} of {train_labels_all.size} training labels "
             f"({100 * opts.label_fraction:g} % of each class, at least one; label seed {seed})")
     test_set = dataset(subset_indices(loaded, store, "test"), "test")
-    encoders, source_epoch = _encoders(loaded, src, source_dir, store, views, opts, log)
+    encoders, source_epoch = _encoders(loaded, src, source_dir, store, views, opts, log, source)
     frozen = protocol in ("linear", "knn")
     if opts.init == "random" and frozen:
         seen = _estimate_batch_norm_statistics(loaded, encoders, dataset(train_indices, "test"))
