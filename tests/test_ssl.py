@@ -561,3 +561,17 @@ def test_an_unreadable_encoder_checkpoint_is_refused_before_anything_is_written(
     err = capsys.readouterr().err
     assert rc == 2 and str(ckpt) in err and "unreadable checkpoint" in err
     assert not out.exists()
+
+
+def test_a_protocol_run_resumes_to_the_same_classifier(pretrained, tmp_path):
+    """linear for 2 epochs uninterrupted, against 1 epoch then `evaluate linear --resume ... epochs=2`."""
+    from skelact.cli import main
+
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert main(["evaluate", "linear", str(pretrained), "--plot=none", f"--run-dir={whole}", "epochs=2"]) == 0
+    assert main(["evaluate", "linear", str(pretrained), "--plot=none", f"--run-dir={split}", "epochs=1"]) == 0
+    assert main(["evaluate", "linear", "--resume", str(split), "epochs=2"]) == 0
+    a, b = (json.loads((run / "metrics.json").read_text()) for run in (whole, split))
+    assert b["epoch"] == 2 and a["top1"] == b["top1"]
+    wa, wb = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for run in (whole, split))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
