@@ -15,17 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
-
-
-def best_seconds(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(argv=None) -> int:
@@ -39,7 +28,7 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from bench_models import _cpu_model, measure_sgemm
+    from bench_models import _cpu_model, best_seconds, measure_sgemm
 
     torch.set_num_threads(args.threads)
     print(json.dumps({"machine": {"cpu": _cpu_model(), "torch": torch.__version__, "numpy": np.__version__,

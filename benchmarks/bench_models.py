@@ -256,16 +256,21 @@ def time_entries(entries: list[Entry], task: str, args, torch) -> dict[str, list
     return times
 
 
-def measure_sgemm(torch, n: int = 2048, repeats: int = 5) -> float:
-    """Best GFLOP/s of an ``n x n x n`` float32 matrix product at the current thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
+def best_seconds(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` calls of ``fn``, after one warm-up call."""
+    fn()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        torch.mm(a, b)
+        fn()
         best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
+    return best
+
+
+def measure_sgemm(torch, n: int = 2048, repeats: int = 5) -> float:
+    """Best GFLOP/s of an ``n x n x n`` float32 matrix product at the current thread count."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n ** 3 / best_seconds(lambda: torch.mm(a, b), repeats) / 1e9
 
 
 def main(argv=None) -> int:
