@@ -71,6 +71,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--omp-wait-policy", choices=("passive", "active"), default=None,
                    help="set OMP_WAIT_POLICY before torch loads (default: leave the environment alone)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (a GPU: steps are timed with torch.cuda.synchronize "
+                                                   "around them; the ceiling is an 8192^3 float32 torch.mm)")
+    p.add_argument("--matmul-precision", default=None, choices=("highest", "high", "medium"),
+                   help="torch.set_float32_matmul_precision for the models and the ceiling (GPU: high = TF32)")
     args = p.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     args.sizes = [s for s in args.sizes.split(",") if s]
@@ -124,7 +128,9 @@ class Entry:
     """One model of one size: how to run it and what it costs."""
 
     def __init__(self, name: str, model, x, y, torch):
-        self.name, self.model, self.x, self.y, self.torch = name, model, x, y, torch
+        device = x.device
+        model = model.to(device)
+        self.name, self.model, self.x, self.y, self.torch = name, model, x, y.to(device), torch
         self.runner = model
         self.optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True,
                                          weight_decay=1e-4)
@@ -169,8 +175,8 @@ def build_entries(size: str, args, torch, official_path: Path | None) -> tuple[l
 
     spec = SIZES[size]
     gen = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(args.batch, spec["persons"], spec["frames"], spec["joints"], 3, generator=gen)
-    y = torch.randint(0, spec["classes"], (args.batch,), generator=gen)
+    x = torch.randn(args.batch, spec["persons"], spec["frames"], spec["joints"], 3, generator=gen).to(args.device)
+    y = torch.randint(0, spec["classes"], (args.batch,), generator=gen).to(args.device)
     common = dict(num_classes=spec["classes"], num_persons=spec["persons"])
     entries, check = [], None
     if "stgcn" in args.models:
@@ -184,6 +190,8 @@ def build_entries(size: str, args, torch, official_path: Path | None) -> tuple[l
         torch.manual_seed(args.seed)
         official = module.Model(num_class=spec["classes"], num_point=spec["joints"], num_person=spec["persons"],
                                 graph="skelact_bench_graph.Graph")
+        ours.to(args.device)
+        official.to(args.device)
         load_official_state_dict(ours, official.state_dict())
         x_official = x.permute(0, 4, 2, 3, 1).contiguous()  # the official [N, C, T, V, M]
         check = compare_outputs(ours, official, x, x_official, torch)
@@ -213,7 +221,7 @@ def compare_outputs(ours, official, x, x_official, torch) -> dict:
             a, b = official(x_official), ours(x)
         out[f"{mode}_logits_max_abs_diff"] = float((a - b).detach().abs().max())
         out[f"{mode}_logits_max_abs"] = float(a.detach().abs().max())
-    reference = copy.deepcopy(official).double().train()
+    reference = copy.deepcopy(official).double().train()  # float64 on a GPU too: slow but exact
     grads = {}
     for name, model, inp in (("official", official, x_official), ("reference", reference, x_official.double()),
                              ("ours", ours, x)):
@@ -243,6 +251,7 @@ def compare_outputs(ours, official, x, x_official, torch) -> dict:
 
 def time_entries(entries: list[Entry], task: str, args, torch) -> dict[str, list[float]]:
     steps = {e.name: (e.train_step if task == "train" else e.infer_step) for e in entries}
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     for e in entries:
         for _ in range(args.warmup):
             steps[e.name]()
@@ -250,27 +259,32 @@ def time_entries(entries: list[Entry], task: str, args, torch) -> dict[str, list
     order = [e.name for e in entries]
     for rep in range(args.repeats):
         for name in (order if rep % 2 == 0 else order[::-1]):
+            sync()
             start = time.perf_counter()
             steps[name]()
+            sync()
             times[name].append(time.perf_counter() - start)
     return times
 
 
-def best_seconds(fn, repeats: int) -> float:
-    """The fastest of ``repeats`` calls of ``fn``, after one warm-up call."""
+def best_seconds(fn, repeats: int, sync=lambda: None) -> float:
+    """The fastest of ``repeats`` calls of ``fn``, after one warm-up call; ``sync`` waits for queued GPU work."""
     fn()
     best = float("inf")
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         best = min(best, time.perf_counter() - start)
     return best
 
 
-def measure_sgemm(torch, n: int = 2048, repeats: int = 5) -> float:
-    """Best GFLOP/s of an ``n x n x n`` float32 matrix product at the current thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n ** 3 / best_seconds(lambda: torch.mm(a, b), repeats) / 1e9
+def measure_sgemm(torch, n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """Best GFLOP/s of an ``n x n x n`` float32 matrix product at the current thread count (or on the GPU)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    return 2 * n ** 3 / best_seconds(lambda: torch.mm(a, b), repeats, sync) / 1e9
 
 
 def main(argv=None) -> int:
@@ -284,14 +298,22 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.matmul_precision:
+        torch.set_float32_matmul_precision(args.matmul_precision)
+    gpu = args.device.startswith("cuda")
+    if gpu:
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest algorithms once
     official_path = find_official(args.official) if "official" in args.models else None
     if "official" in args.models and official_path is None:
         print(json.dumps({"note": "official CTR-GCN source not found; skipping it (see --official)"}), flush=True)
     machine = dict(torch=torch.__version__, threads=torch.get_num_threads(), batch=args.batch,
                    cpu=_cpu_model(), python=platform.python_version(),
-                   omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(unset)"))
+                   omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(unset)"), device=args.device,
+                   gpu=torch.cuda.get_device_name(args.device) if gpu else None,
+                   matmul_precision=torch.get_float32_matmul_precision())
     print(json.dumps({"machine": machine, "args": {k: v for k, v in vars(args).items()}}), flush=True)
-    sgemm = [measure_sgemm(torch)]
+    sgemm_n = 8192 if gpu else 2048
+    sgemm = [measure_sgemm(torch, sgemm_n, device=args.device)]
     print(json.dumps({"sgemm_gflops": round(sgemm[0], 1), "when": "before"}), flush=True)
     ceiling = args.ceiling if args.ceiling is not None else sgemm[0]
     rows = []
@@ -326,7 +348,7 @@ def main(argv=None) -> int:
                                load_before=load_before, load_after=load_after, **machine)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-    sgemm.append(measure_sgemm(torch))
+    sgemm.append(measure_sgemm(torch, sgemm_n, device=args.device))
     print(json.dumps({"sgemm_gflops": round(sgemm[1], 1), "when": "after"}), flush=True)
     if args.ceiling is None:
         # the rows were printed against the first measurement; the table uses the better of the two
@@ -349,12 +371,17 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def machine_where(rows: list[dict]) -> str:
+    return f"{rows[0]['gpu']}, " if rows and rows[0].get("gpu") else ""
+
+
 def print_table(rows: list[dict], args, ceiling: float) -> None:
     official = {(r["size"], r["mode"], r["task"]): r["samples_per_s"] for r in rows if r["model"] == "official"}
     head = (f"{'size':8} {'model':9} {'mode':8} {'task':5} {'samples/s':>9} {'ms/step':>8} {'GFLOP/smp':>9} "
             f"{'GFLOP/s':>8} {'% ceil':>6} {'x official':>10}")
     print()
-    print(f"batch {args.batch}, {args.threads} threads, median of {args.repeats} interleaved steps; "
+    where = machine_where(rows)
+    print(f"{where}batch {args.batch}, {args.threads} threads, median of {args.repeats} interleaved steps; "
           f"sgemm ceiling {ceiling:.0f} GFLOP/s"
           f"{' (given)' if args.ceiling is not None else ' (measured, best of before and after)'}")
     print(head)
@@ -363,7 +390,7 @@ def print_table(rows: list[dict], args, ceiling: float) -> None:
         ref = official.get((r["size"], r["mode"], r["task"]))
         ratio = f"{r['samples_per_s'] / ref:.2f}" if ref and r["model"] == "ctrgcn" else ""
         print(f"{r['size']:8} {r['model']:9} {r['mode']:8} {r['task']:5} {r['samples_per_s']:9.1f} "
-              f"{r['step_ms_median']:8.0f} {r['gflop_per_sample']:9.2f} {r['achieved_gflops']:8.1f} "
+              f"{r['step_ms_median']:8.1f} {r['gflop_per_sample']:9.2f} {r['achieved_gflops']:8.1f} "
               f"{r['pct_of_ceiling']:6.1f} {ratio:>10}")
 
 

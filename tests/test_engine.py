@@ -24,7 +24,7 @@ from skelact.engine.commands import test_command as retest, train_command  # noq
 from skelact.engine.errors import RunError, TrainingDiverged  # noqa: E402
 from skelact.engine.optim import LRSchedule, lr_scaling_message, scaled_lr  # noqa: E402
 from skelact.engine.trainer import AtomicCheckpointIO  # noqa: E402
-from skelact.errors import DataError, LayoutError  # noqa: E402
+from skelact.errors import ConfigError, DataError, LayoutError  # noqa: E402
 
 # Lightning's advice for large jobs, irrelevant to 8-step test runs
 pytestmark = pytest.mark.filterwarnings("ignore:.*smaller than the logging interval",
@@ -279,6 +279,18 @@ def test_test_command_reevaluates_best_and_last(two_runs):
     assert last["epoch"] == 2 and last["checkpoint"] == "last"
     assert last["top1"] == pytest.approx(top1[-1])
     assert json.loads((run / "metrics.json").read_text())["checkpoint"] == "last"
+
+
+def test_best_checkpoint_without_any_test_in_the_schedule_is_refused_up_front(ucla_store, tmp_path):
+    """Testing every 5 passes (the reference's NW-UCLA cadence), 'best' over 3 passes would have nothing to
+    choose from, so the run stops before training with the key named, and writes nothing."""
+    with pytest.raises(ConfigError) as info:
+        train_command(CTRGCN_JOINT, tiny(ucla_store, "epochs=3", "evaluate.checkpoint=best",
+                                         "trainer.check_val_every_n_epoch=5"),
+                      run_dir=tmp_path / "no_best")
+    assert info.value.field == "evaluate.checkpoint"
+    assert "trainer.check_val_every_n_epoch is 5" in str(info.value)
+    assert not (tmp_path / "no_best" / "checkpoints").exists()
 
 
 def test_tiny_model_overfits_a_real_batch(ucla_store, tmp_path):

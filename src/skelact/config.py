@@ -145,6 +145,12 @@ class TrainerConfig:
     progress_bar: bool = True
     #: force deterministic kernels (slower on GPU; CPU kernels are deterministic anyway)
     deterministic: bool = False
+    #: float32 matrix products on GPUs: ``highest`` (full fp32), ``high`` (TF32 tensor cores on Ampere and later,
+    #: PyTorch's pre-1.12 default, which CTR-GCN's published runs used) or ``medium``; None keeps torch's setting
+    float32_matmul_precision: Optional[str] = None
+    #: let cuDNN time its convolution algorithms for each new input shape and keep the fastest (fixed-size
+    #: batches); None keeps torch's setting
+    cudnn_benchmark: Optional[bool] = None
     #: torch CPU threads per process; 0 = auto: $OMP_NUM_THREADS when set, else the CPUs available to the process
     #: divided by the processes of the run on this node (skelact.engine.threads); logged at the start of a run
     threads: int = 0
@@ -413,6 +419,8 @@ def _check_values(loaded: LoadedConfig) -> None:
                   or (isinstance(dev, (list, ListConfig)) and len(dev) > 0
                       and all(isinstance(i, int) and i >= 0 for i in dev)))
     need(ok_devices, "trainer.devices", f"expected a positive count, a list of device ids or 'auto', got {dev!r}")
+    need(t.float32_matmul_precision in (None, "highest", "high", "medium"), "trainer.float32_matmul_precision",
+         f"must be highest, high or medium, got {t.float32_matmul_precision!r}")
     need(t.num_nodes >= 1, "trainer.num_nodes", f"must be at least 1, got {t.num_nodes}")
     need(t.threads >= 0, "trainer.threads", f"must be 0 (auto) or more, got {t.threads}")
     need(t.check_val_every_n_epoch >= 0, "trainer.check_val_every_n_epoch",

@@ -122,6 +122,11 @@ def _check_compatible(loaded: LoadedConfig) -> None:
     if cfg.evaluate.checkpoint == "best" and cfg.trainer.check_val_every_n_epoch == 0:
         raise loaded.error("'best' needs validation during training; set trainer.check_val_every_n_epoch >= 1 or "
                            "evaluate.checkpoint=last", "evaluate.checkpoint")
+    every = cfg.trainer.check_val_every_n_epoch
+    if cfg.evaluate.checkpoint == "best" and 0 < cfg.epochs < every:
+        raise loaded.error(f"'best' needs a test during training, but {cfg.epochs} epoch(s) end before the first "
+                           f"one (trainer.check_val_every_n_epoch is {every}); train at least {every} epochs, set "
+                           "trainer.check_val_every_n_epoch lower or evaluate.checkpoint=last", "evaluate.checkpoint")
 
 
 # ----------------------------------------------------------------------------------------------------------------

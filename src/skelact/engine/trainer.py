@@ -165,6 +165,8 @@ def build_trainer(cfg: Any, run_dir: Path, *, callbacks: Sequence[Any] = (), log
         except ModuleNotFoundError:  # tensorboard is part of the train extra, but CSV logs suffice
             pass
     devices = list(t.devices) if not isinstance(t.devices, (int, str)) else t.devices
+    if t.float32_matmul_precision is not None:
+        torch.set_float32_matmul_precision(t.float32_matmul_precision)
     all_callbacks = [*checkpoint_callbacks(run_dir, validate), *callbacks]
     if t.progress_bar:
         all_callbacks.append(TQDMProgressBar())
@@ -181,6 +183,7 @@ def build_trainer(cfg: Any, run_dir: Path, *, callbacks: Sequence[Any] = (), log
         log_every_n_steps=t.log_every_n_steps,
         gradient_clip_val=t.gradient_clip_val,
         deterministic=t.deterministic,
+        benchmark=t.cudnn_benchmark,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=True,
         logger=logger,
