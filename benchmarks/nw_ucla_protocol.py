@@ -176,7 +176,7 @@ def main(argv=None) -> int:
             for r in late.values():  # all at once: each takes a few seconds to write its log and exit
                 r["proc"].send_signal(signal.SIGINT)
             for name, r in late.items():
-                stop(name, r, "deadline reached")
+                stop(name, r, "deadline reached", signalled=True)
             continue
         if now - last_check < args.check:
             continue
@@ -232,8 +232,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def stop(name: str, run: dict, why: str) -> None:
-    run["proc"].send_signal(signal.SIGINT)
+def stop(name: str, run: dict, why: str, signalled: bool = False) -> None:
+    if not signalled:
+        run["proc"].send_signal(signal.SIGINT)
     try:
         run["proc"].wait(timeout=60)
     except subprocess.TimeoutExpired:
