@@ -115,6 +115,7 @@ def pack(run_dir: Path, dest: Path, console_log: Path) -> Path:
     # (ST-GCN, 3.1 M parameters) keeps only its best weights.
     if sum(f.stat().st_size for f in staged.iterdir()) > MAX_PACKED_BYTES and (staged / "best.ckpt").is_file():
         (staged / "last.ckpt").unlink(missing_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
     target = dest / f"{run_dir.name}.tar.gz"
     with tarfile.open(target, "w:gz") as tar:
         for item in sorted(run_dir.iterdir()):
