@@ -205,6 +205,14 @@ def test_fused_ctrgcn_layers_equal_the_per_subset_and_per_branch_formulas(block_
     for training in (False, True):
         block.train(training)
         torch.testing.assert_close(block.gcn(x), per_subset_ctrgc(block.gcn, x), rtol=1e-10, atol=1e-10)
+        # and the gradients: alpha, the refinement weights and the input get theirs through other products
+        probe = torch.randn(3, block.gcn.out_channels, 12, 20, generator=gen, dtype=torch.float64)
+        inputs = [x.requires_grad_(), *block.gcn.parameters()]
+        fused = torch.autograd.grad((block.gcn(x) * probe).sum(), inputs)
+        reference = torch.autograd.grad((per_subset_ctrgc(block.gcn, x) * probe).sum(), inputs)
+        for got, want in zip(fused, reference):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+        x = x.detach()
         h = torch.randn(3, block.gcn.out_channels, 12, 20, generator=gen, dtype=torch.float64)
         torch.testing.assert_close(block.tcn(h), per_branch_temporal(block.tcn, h, training), rtol=1e-10,
                                    atol=1e-10)

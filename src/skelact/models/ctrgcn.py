@@ -106,10 +106,11 @@ class CTRGraphConv(nn.Module):
         qk = torch.matmul(self.relation_weight.reshape(2 * k * r, c), mean) + self.relation_bias.reshape(-1, 1)
         query, key = qk.view(n, 2, k, r, v).unbind(1)
         relation = torch.tanh(query.unsqueeze(-1) - key.unsqueeze(-2))  # [N, K, R, U, V]
-        refined = torch.matmul(self.refine_weight, relation.reshape(n, k, r, v * v))  # [N, K, O, U*V]
-        # alpha * (W4 rel + b4) + A, with the two constant terms folded into one small tensor
+        # alpha * (W4 rel + b4) + A computed as (alpha W4) rel + (alpha b4 + A): alpha scales the small weight
+        # instead of the [N, K, O, V, V] product, so neither pass spends a full-size multiply on it.
+        refined = torch.matmul(self.refine_weight * self.alpha, relation.reshape(n, k, r, v * v))  # [N, K, O, U*V]
         offset = self.refine_bias.unsqueeze(-1) * self.alpha + self.topology.reshape(k, 1, v * v)
-        return torch.addcmul(offset, refined, self.alpha).view(n, k, o, v, v)
+        return refined.add_(offset).view(n, k, o, v, v)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, t, v = x.shape
