@@ -17,7 +17,15 @@ Achieved GFLOP/s count 2 * g * T * 3V * V per forward (x3 for forward + backward
 of ``--repeats`` calls. The reference points are the machine's sgemm and a large 1x1 convolution
 (``benchmarks/bench_ceiling.py``).
 
+``--in-step`` answers the other half of the question: what share of a whole CTR-GCN training step (skelact's model
+at NW-UCLA size, cross-entropy, backward, Nesterov SGD) the aggregation products take where they actually run,
+among the step's other work and its cache traffic. The model's ``torch.bmm`` is replaced for the run by an
+``autograd.Function`` that calls the same ``torch.bmm`` forward and backward (the two products of its gradient)
+and adds up their wall time; the step time is measured around the whole step. Unlike ``torch.profiler``, this
+adds no per-operator bookkeeping to the rest of the step, which the profiler slows down.
+
     .venv/bin/python benchmarks/bench_aggregation.py [--threads 2] [--repeats 20] [--compile]
+    .venv/bin/python benchmarks/bench_aggregation.py --in-step [--threads 2] [--repeats 20]
 """
 
 from __future__ import annotations
@@ -46,11 +54,15 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--compile", action="store_true", help="also time the torch.compile'd product-and-sum")
+    p.add_argument("--in-step", action="store_true",
+                   help="instead: the aggregation's share of whole CTR-GCN training steps")
     args = p.parse_args(argv)
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
+    if args.in_step:
+        return share_in_step(args, torch, F)
     joints, subsets = 20, 3
     routes = {
         "bmm": lambda a, b: torch.bmm(a, b),
@@ -88,6 +100,73 @@ def main(argv=None) -> int:
                               "infer_ms": round(1e3 * infer_s, 3), "infer_gflops": round(flop / infer_s / 1e9, 1),
                               "train_ms": round(1e3 * train_s, 3),
                               "train_gflops": round(3 * flop / train_s / 1e9, 1)}), flush=True)
+    return 0
+
+
+def share_in_step(args, torch, F) -> int:
+    import skelact.models.ctrgcn as ctrgcn_module
+    from skelact.models.ctrgcn import CTRGCN
+
+    plain_bmm = torch.bmm
+    spent = {"forward": 0.0, "backward": 0.0}
+
+    class TimedBmm(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            start = time.perf_counter()
+            out = plain_bmm(a, b)
+            spent["forward"] += time.perf_counter() - start
+            return out
+
+        @staticmethod
+        def backward(ctx, grad):
+            a, b = ctx.saved_tensors
+            start = time.perf_counter()
+            grad_a, grad_b = plain_bmm(grad, b.transpose(1, 2)), plain_bmm(a.transpose(1, 2), grad)
+            spent["backward"] += time.perf_counter() - start
+            return grad_a, grad_b
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 1, 52, 20, 3, generator=gen)
+    y = torch.randint(0, 10, (args.batch,), generator=gen)
+    model = CTRGCN(num_classes=10, layout="nw_ucla20", num_persons=1, seed=0).train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True, weight_decay=1e-4)
+
+    def step():
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    def gradients():
+        model.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    # CTRGraphConv.forward is the model's only torch.bmm call; the swap is undone whatever happens.
+    plain_gradients = gradients()
+    ctrgcn_module.torch.bmm = TimedBmm.apply
+    try:
+        grad_err = max(float((a - b).abs().max()) for a, b in zip(plain_gradients, gradients()))
+        if spent["forward"] == 0.0:
+            raise SystemExit("--in-step: the model made no torch.bmm call; nothing to time")
+        for _ in range(3):
+            step()
+        spent.update(forward=0.0, backward=0.0)
+        steps = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            step()
+            steps.append(time.perf_counter() - start)
+    finally:
+        ctrgcn_module.torch.bmm = plain_bmm
+    total = sum(steps)
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch,
+                      "steps": args.repeats, "max_abs_grad_diff": grad_err,
+                      "step_ms_median": round(1e3 * sorted(steps)[len(steps) // 2], 1),
+                      "aggregation_forward_ms": round(1e3 * spent["forward"] / args.repeats, 1),
+                      "aggregation_backward_ms": round(1e3 * spent["backward"] / args.repeats, 1),
+                      "aggregation_share_pct": round(100 * (spent["forward"] + spent["backward"]) / total, 1)}))
     return 0
 
 
