@@ -104,8 +104,9 @@ def main(argv=None) -> int:
 
 
 def share_in_step(args, torch, F) -> int:
-    import skelact.models.ctrgcn as ctrgcn_module
-    from skelact.models.ctrgcn import CTRGCN
+    # The model, input and training step that bench_models.py times, so the share applies to its table.
+    from bench_models import SIZES, Entry
+    from skelact.models import CTRGCN
 
     plain_bmm = torch.bmm
     spent = {"forward": 0.0, "backward": 0.0}
@@ -127,39 +128,37 @@ def share_in_step(args, torch, F) -> int:
             spent["backward"] += time.perf_counter() - start
             return grad_a, grad_b
 
+    spec = SIZES["nw_ucla"]
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, 1, 52, 20, 3, generator=gen)
-    y = torch.randint(0, 10, (args.batch,), generator=gen)
-    model = CTRGCN(num_classes=10, layout="nw_ucla20", num_persons=1, seed=0).train()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, nesterov=True, weight_decay=1e-4)
-
-    def step():
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
+    x = torch.randn(args.batch, spec["persons"], spec["frames"], spec["joints"], 3, generator=gen)
+    y = torch.randint(0, spec["classes"], (args.batch,), generator=gen)
+    model = CTRGCN(layout=spec["layout"], num_classes=spec["classes"], num_persons=spec["persons"], seed=0)
+    entry = Entry("ctrgcn", model, x, y, torch)
 
     def gradients():
-        model.zero_grad()
+        model.train()
+        model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
         return [p.grad.clone() for p in model.parameters()]
 
-    # CTRGraphConv.forward is the model's only torch.bmm call; the swap is undone whatever happens.
+    # torch.bmm is swapped process-wide; CTRGraphConv.forward is the only Python caller in the step (matmul,
+    # einsum and the convolutions do not go through it). The swap is undone whatever happens.
     plain_gradients = gradients()
-    ctrgcn_module.torch.bmm = TimedBmm.apply
+    torch.bmm = TimedBmm.apply
     try:
         grad_err = max(float((a - b).abs().max()) for a, b in zip(plain_gradients, gradients()))
         if spent["forward"] == 0.0:
             raise SystemExit("--in-step: the model made no torch.bmm call; nothing to time")
         for _ in range(3):
-            step()
+            entry.train_step()
         spent.update(forward=0.0, backward=0.0)
         steps = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            step()
+            entry.train_step()
             steps.append(time.perf_counter() - start)
     finally:
-        ctrgcn_module.torch.bmm = plain_bmm
+        torch.bmm = plain_bmm
     total = sum(steps)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch,
                       "steps": args.repeats, "max_abs_grad_diff": grad_err,
