@@ -325,7 +325,12 @@ def main(argv=None) -> int:
             e.count_flops()
         for mode in args.modes:
             for e in entries:
-                e.runner = torch.compile(e.model, mode=args.compile_mode) if mode == "compiled" else e.model
+                # dynamic=False: each size is its own fixed-shape program. Left automatic, dynamo recompiles the
+                # second size with symbolic shapes (the forward code is shared by every instance of a class), and
+                # torch 2.13's inductor then failed on the official CTR-GCN's backward at NTU-60 size after
+                # NW-UCLA ("Cannot convert expression to float"); fixed shapes are also what the timed steps use.
+                e.runner = (torch.compile(e.model, mode=args.compile_mode, dynamic=False) if mode == "compiled"
+                            else e.model)
             for task in args.tasks:
                 if mode == "compiled":  # compile outside the timed loop, and say how long it took
                     for e in entries:
