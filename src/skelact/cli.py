@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from skelact import __version__
-from skelact.errors import ConfigError, SkelactError
+from skelact.errors import ConfigError, SkelactError, disk_full_error, is_disk_full
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -454,6 +454,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"skelact: {getattr(args, 'interrupted', None) or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as e:
+        # the last line of defence: the commands turn a full disk into a DiskFullError where they write, with what
+        # they cleaned up; one that still escapes is said in one line, never as a traceback
+        if not is_disk_full(e):
+            raise
+        print(f"skelact: error: {disk_full_error(e.filename or '.')}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        print("skelact: error: out of memory: the input asks for more memory than this machine has (a file claiming "
+              "absurd sizes?); nothing was written", file=sys.stderr)
+        return EXIT_USER_ERROR
     except BrokenPipeError:
         # output piped into `head` and closed early: not an error; keep Python from complaining at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -7,6 +7,9 @@ non-zero; anything else escaping is a bug in skelact.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from os import PathLike
 
 
@@ -39,3 +42,36 @@ class StoreError(SkelactError):
 
 class ConfigError(SkelactError):
     """A configuration key is unknown or a value has the wrong type."""
+
+
+class DiskFullError(SkelactError):
+    """Writing failed because the file system is full (``ENOSPC``) or the user is over quota (``EDQUOT``)."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for the ``OSError`` a write raises on a full disk or an exhausted quota."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _megabytes(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def disk_full_error(path: str | PathLike, needed_bytes: int | None = None, field: str | None = None) -> DiskFullError:
+    """The one-line error for a full disk at ``path``: the space free there now and, when known, the space the
+    write needed."""
+    try:
+        free = shutil.disk_usage(_existing_parent(path)).free
+        free_text = f"{_megabytes(free)} free there"
+    except OSError:
+        free_text = "free space unknown"
+    needed = f"; about {_megabytes(needed_bytes)} needed" if needed_bytes else ""
+    return DiskFullError(f"no space left on the device ({free_text}{needed}); free some space and run again",
+                         path, field)
+
+
+def _existing_parent(path: str | PathLike) -> str:
+    p = os.path.abspath(path)
+    while not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    return p
