@@ -86,6 +86,7 @@ from typing import Any
 import numpy as np
 
 from skelact.data.class_names import NTU60_CLASS_NAMES, NTU120_CLASS_NAMES
+from skelact.data.safe_pickle import load_npy
 from skelact.data.sequence import SkeletonSequence
 from skelact.data.sources.base import Source
 from skelact.errors import ConfigError, DataError
@@ -706,22 +707,28 @@ class NTUNpySource(_NTUNaming, Source):
     (and for frames with none), so body identities are lost and CTR-GCN's denoising cannot be applied: the persons
     are the first ``max_persons`` (default 2) slots that hold data in some frame, frames where none of them holds
     data are dropped, and a joint's score is 1 where its person is present (the format has no tracking state) and 0
-    where it is absent. ``np.load(allow_pickle=True)`` runs the pickle: read only files you trust.
+    where it is absent. The dict is unpickled by :func:`skelact.data.safe_pickle.load_npy`, which admits only
+    numpy arrays, scalars and plain containers; the option ``trust_pickle`` (``--trust-pickle``) uses numpy's plain
+    loader instead, which runs any code the file names: only for files you trust.
     """
 
     format = "ntu-npy"
     layout = "ntu25"
     suffix = ".skeleton.npy"
 
-    def __init__(self, root: str | PathLike, max_persons: int = 2, variant: str = "auto", **options: Any):
+    def __init__(self, root: str | PathLike, max_persons: int = 2, variant: str = "auto", trust_pickle: bool = False,
+                 **options: Any):
         super().__init__(root, max_persons=max_persons, variant=variant, **options)
         self.max_persons = _positive_int(max_persons, "max_persons")
         self.variant = _check_variant(variant)
+        if not isinstance(trust_pickle, bool):
+            raise ConfigError(f"expected true or false, got {trust_pickle!r}", field="trust_pickle")
+        self.trust_pickle = trust_pickle
 
     def read(self, item: str | PathLike) -> SkeletonSequence:
         path = Path(item)
         name, label, meta = self._label_and_meta(path)
-        content = _load_npy_dict(path)
+        content = _load_npy_dict(path, self.trust_pickle)
         own_name = content.get("file_name")
         if own_name is not None and str(own_name) != name:
             raise DataError(f"the file says it holds sample {own_name!r}, its name says {name!r}", path, "file_name")
@@ -760,19 +767,14 @@ class NTUNpySource(_NTUNaming, Source):
         return seq.validate(str(path), NUM_JOINTS)
 
 
-def _load_npy_dict(path: Path) -> dict:
+def _load_npy_dict(path: Path, trust_pickle: bool = False) -> dict:
     try:
         size = path.stat().st_size
     except OSError as e:
         raise DataError(f"cannot read file ({e.strerror or e})", path) from None
     if size == 0:
         raise DataError("empty file", path, "content")
-    try:
-        loaded = np.load(path, allow_pickle=True)
-    except OSError as e:
-        raise DataError(f"cannot read file ({e.strerror or e})", path) from None
-    except Exception as e:  # a corrupt pickle can raise nearly anything (UnpicklingError, EOFError, ValueError...)
-        raise DataError(f"not a readable .npy file ({type(e).__name__}: {e})", path, "content") from None
+    loaded = load_npy(path, trust=trust_pickle)
     if hasattr(loaded, "files") and hasattr(loaded, "close"):  # an NpzFile archive
         loaded.close()
         raise DataError("is an .npz archive, expected the pickled dict of txt2npy.py", path, "content")

@@ -32,7 +32,9 @@ Splits: pyskl's split dict is flat (``xsub_train``, ``xsub_val``, ``train1``, ``
 :func:`group_split_names` (rule documented there) and :func:`write_pyskl_pickle` applies the inverse,
 :func:`flatten_split_names`.
 
-Unpickling runs code named in the file: open only pickles from sources you trust.
+Both pickles are read by :func:`skelact.data.safe_pickle.load_pickle`, which refuses any global beyond numpy arrays,
+scalars and plain containers (a pickle naming one could run code); the option ``trust_pickle`` (``--trust-pickle``)
+reads a file the user trusts with the plain unpickler.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from skelact.atomic import write_atomic
+from skelact.data.safe_pickle import load_pickle
 from skelact.data.sequence import SkeletonSequence
 from skelact.data.sources.arrays import DEFAULT_SPLIT, layout_key, presence_scores
 from skelact.data.sources.base import Source
@@ -142,17 +145,22 @@ def _flat_key(split_name: str, subset: str) -> str:
 class PysklPickleSource(Source):
     """One pyskl / mmaction2 annotation pickle (``root``: the ``.pkl`` file, or a folder holding exactly one).
 
-    Options: ``layout``, ``keypoint_dir``, ``box_thr``, ``max_persons`` (see the module docstring) and
+    Options: ``layout``, ``keypoint_dir``, ``box_thr``, ``max_persons`` (see the module docstring),
     ``class_names`` (a list, or a text file with one name per line such as pyskl's ``label_map/*.txt``; without it
-    the pickle carries no class names and :meth:`class_names` is ``None``).
+    the pickle carries no class names and :meth:`class_names` is ``None``) and ``trust_pickle`` (read the pickles
+    with the plain unpickler, which runs any code they name: only for files you trust).
     """
 
     format = "pyskl"
 
     def __init__(self, root: str | PathLike, layout: str | PathLike | Layout | None = None,
                  keypoint_dir: str | PathLike | None = None, box_thr: float | None = None, max_persons: int = 10,
-                 class_names: str | PathLike | list[str] | None = None, **options: Any):
+                 class_names: str | PathLike | list[str] | None = None, trust_pickle: bool = False,
+                 **options: Any):
         super().__init__(root, **options)
+        if not isinstance(trust_pickle, bool):
+            raise ConfigError(f"expected true or false, got {trust_pickle!r}", field="trust_pickle")
+        self.trust_pickle = trust_pickle
         self.path = self._pickle_path()
         # resolved now, so that an unknown layout fails here and not in every worker
         self.layout_object: Layout | None = None if layout is None else get_layout(layout)
@@ -191,7 +199,7 @@ class PysklPickleSource(Source):
         return self._cache
 
     def _load_index(self) -> tuple[list[dict], dict[str, int], dict[str, list]]:
-        content = _load_pickle(self.path)
+        content = load_pickle(self.path, trust=self.trust_pickle)
         if isinstance(content, list):
             annotations, split = content, {}
         elif isinstance(content, dict) and "annotations" in content:
@@ -346,7 +354,7 @@ class PysklPickleSource(Source):
                             "so its keypoints must come from this separate keypoint file (the Kinetics-400 "
                             "kpfile layout of pyskl / mmaction2); put the keypoint files there or give their "
                             "folder with the option keypoint_dir", path, "keypoint")
-        content = _load_pickle(path)
+        content = load_pickle(path, trust=self.trust_pickle)
         self._kpfile = (path, content)
         return content
 
@@ -415,18 +423,6 @@ class PysklPickleSource(Source):
             raise LayoutError(f"keypoints have {num_joints} joints but layout {name!r} has "
                               f"{self._joint_counts[name]}", self.path, f"{where}.keypoint")
         return name
-
-
-def _load_pickle(path: Path) -> Any:
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except FileNotFoundError:
-        raise DataError("no such file", path) from None
-    except OSError as e:
-        raise DataError(f"cannot read file ({e.strerror or e})", path) from None
-    except Exception as e:  # a truncated or foreign file raises any of a dozen types from inside pickle
-        raise DataError(f"not a readable pickle ({type(e).__name__}: {e})", path) from None
 
 
 def _label_of(ann: dict, path: Path, where: str) -> int:
