@@ -51,6 +51,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     if taken:
         flag = "--" + taken[0].replace("_", "-")
         raise ConfigError(f"{taken[0]!r} is a prepare setting, not a reader option; use {flag}", field="--option")
+    if args.trust_pickle:
+        options["trust_pickle"] = True
     report = prepare(args.format, args.src, args.out, workers=args.workers, overwrite=args.overwrite,
                      split_file=args.split_file, progress=not args.quiet, layout=args.layout,
                      max_persons=args.max_persons, **options)
@@ -316,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", default=None, metavar="NAME_OR_YAML", help="override the reader's joint layout")
     p.add_argument("--max-persons", type=int, default=None, metavar="N", help="keep at most N persons per sample")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="a reader option (repeatable)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="the pickled input (pyskl .pkl, NTU .skeleton.npy) comes from a source you trust: read it "
+                        "with the plain unpickler, which runs any code the file names (default: only numpy arrays "
+                        "and plain containers are admitted; reader option trust_pickle=true in a config)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     # prepare builds the store under a temporary name and renames it at the end
     p.set_defaults(func=_cmd_prepare, interrupted="interrupted; nothing was written")

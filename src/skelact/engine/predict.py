@@ -109,8 +109,12 @@ class Prediction:
 # ------------------------------------------------------------------------------------------------- the input
 
 
-def guess_format(path: Path) -> str:
-    """The skeleton format of ``path`` from its suffix (and, for ``.json`` / ``.npy``, its content)."""
+def guess_format(path: Path, trust_pickle: bool = False) -> str:
+    """The skeleton format of ``path`` from its suffix (and, for ``.json`` / ``.npy``, its content).
+
+    A ``.npy`` is read with ``allow_pickle=False`` first and an object array only through the restricted unpickler
+    (:func:`skelact.data.safe_pickle.load_npy`), unless ``trust_pickle``: looking at a file must not run its code.
+    """
     suffix = path.suffix.lower()
     if suffix == ".skeleton":
         return "ntu"
@@ -126,10 +130,11 @@ def guess_format(path: Path) -> str:
                             path, "json") from None
         return "nw-ucla" if isinstance(doc, dict) and "skeletons" in doc else "openpose-json"
     if suffix == ".npy":
-        try:
-            value = np.load(path, allow_pickle=True)  # NTU's npy files are pickled dicts, read as their reader does
-        except Exception as e:  # noqa: BLE001 - any unreadable .npy is one line
-            raise DataError(f"unreadable .npy file ({type(e).__name__})", path, "npy") from None
+        from skelact.data.safe_pickle import load_npy
+
+        value = load_npy(path, trust=trust_pickle)  # NTU's npy files are pickled dicts, read as their reader does
+        if not isinstance(value, np.ndarray):
+            raise DataError(f"expected one array (.npy), found {type(value).__name__}", path, "npy")
         if value.dtype == object and value.ndim == 0 and isinstance(value.item(), dict):
             return "ntu-npy"
         raise DataError("a plain array .npy carries no layout; expected NTU's dict .npy (.skeleton.npy)", path, "npy")
@@ -290,7 +295,7 @@ class Predictor:
 
 
 def load_input(predictor: Predictor, path: Path, fmt: str | None = None, *, mirrored: bool = False,
-               estimator: str = "mediapipe") -> tuple[SkeletonSequence, str]:
+               estimator: str = "mediapipe", trust_pickle: bool = False) -> tuple[SkeletonSequence, str]:
     """``(sequence in the model's layout, kind)`` of a video or skeleton file (see the module docstring)."""
     if not path.exists():
         raise DataError("input not found", path, "INPUT")
@@ -311,15 +316,17 @@ def load_input(predictor: Predictor, path: Path, fmt: str | None = None, *, mirr
         seq = video_to_sequence(path, estimator, predictor.layout, max_persons=predictor.num_persons,
                                 mirrored=mirrored, estimator_options=options)
         return seq, "video"
-    fmt = fmt or guess_format(path)
+    fmt = fmt or guess_format(path, trust_pickle)
     options = predictor.data_options if fmt == predictor.data_format else {}
+    if trust_pickle:
+        options = {**options, "trust_pickle": True}
     return read_skeleton_file(path, fmt, options), fmt
 
 
 def predict(run_or_checkpoint: str | PathLike, input_path: str | PathLike, *, fmt: str | None = None,
             top_k: int = 5, window: int | None = None, stride: int | None = None, checkpoint: str | None = None,
-            mirrored: bool = False, render: str | PathLike | None = None, predictor: Predictor | None = None
-            ) -> Prediction:
+            mirrored: bool = False, render: str | PathLike | None = None, predictor: Predictor | None = None,
+            trust_pickle: bool = False) -> Prediction:
     """Classify ``input_path`` with a run (see the module docstring); ``render``: write the annotated video there."""
     path = Path(input_path)
     if top_k < 1:
@@ -332,7 +339,7 @@ def predict(run_or_checkpoint: str | PathLike, input_path: str | PathLike, *, fm
     if not path.exists():
         raise DataError("input not found", path, "INPUT")
     predictor = predictor or Predictor(run_or_checkpoint, checkpoint)
-    seq, kind = load_input(predictor, path, fmt, mirrored=mirrored)
+    seq, kind = load_input(predictor, path, fmt, mirrored=mirrored, trust_pickle=trust_pickle)
     if render is not None and kind != "video":
         raise ConfigError(f"--render needs a video input; {path.name} is a {kind} skeleton file", str(path),
                           "--render")
@@ -415,6 +422,10 @@ def add_predict_arguments(parser: Any) -> Any:
                         help="default: the one the run was tested with (its evaluate.checkpoint)")
     parser.add_argument("--mirrored", action="store_true",
                         help="the video is a mirror image (NTU RGB+D's colour videos are): swap left and right")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="INPUT is a pickled file (NTU .skeleton.npy) you trust: read it with the plain "
+                             "unpickler, which runs any code it names (default: only numpy arrays and plain "
+                             "containers are admitted)")
     return parser
 
 
@@ -422,7 +433,8 @@ def predict_command(args: Any) -> int:
     import json
 
     result = predict(args.run, args.input, fmt=args.fmt, top_k=args.top_k, window=args.window, stride=args.stride,
-                     checkpoint=args.checkpoint, mirrored=args.mirrored, render=args.render)
+                     checkpoint=args.checkpoint, mirrored=args.mirrored, render=args.render,
+                     trust_pickle=args.trust_pickle)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
