@@ -99,9 +99,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return ADMITTED_GLOBALS[module, name]
         except (KeyError, TypeError):
-            raise UnsafePickleError(f"refused to load: the pickle names {module}.{name}, and a data file may only "
-                                    f"hold {WHAT_IS_ADMITTED} (unpickling it could run code); if you trust this "
-                                    "file, pass --trust-pickle (reader option trust_pickle=true)",
+            raise UnsafePickleError(f"refused to unpickle {module}.{name}: a data file may only hold "
+                                    f"{WHAT_IS_ADMITTED} (anything else can run code); pass --trust-pickle "
+                                    "(reader option trust_pickle=true) only if you trust this file",
                                     self.source, "content") from None
 
     def persistent_load(self, pid: Any) -> Any:
