@@ -233,6 +233,23 @@ def test_numpy2_module_names_are_admitted(protocol):
     assert_equal_content(rebuilt, content["keypoint"])
 
 
+#: pickle.dumps({"keypoint": np.arange(6, dtype=np.float32).reshape(2, 3), "score": np.float16(1.5)}, protocol=5)
+#: as numpy 2.4.6 wrote it (STACK_GLOBAL numpy._core.numeric._frombuffer and numpy._core.multiarray.scalar, in a
+#: frame); plain pickle.load under numpy 1.26 cannot even read it (1.26 has no numpy._core.numeric)
+NUMPY2_PROTOCOL5 = bytes.fromhex(
+    "800595f6000000000000007d94288c086b6579706f696e74948c136e756d70792e5f636f72652e6e756d65726963948c0b5f6672"
+    "6f6d62756666657294939428961800000000000000000000000000803f0000004000004040000080400000a040948c056e756d70"
+    "79948c0564747970659493948c02663494898887945294284b038c013c944e4e4e4affffffff4affffffff4b007494624b024b03"
+    "86948c014394749452948c0573636f7265948c166e756d70792e5f636f72652e6d756c74696172726179948c067363616c617294"
+    "939468088c02663294898887945294284b03680c4e4e4e4affffffff4affffffff4b007494624302003e9486945294752e")
+
+
+def test_a_pickle_written_by_numpy2_is_admitted():
+    content = restricted_loads(NUMPY2_PROTOCOL5)
+    assert_equal_content(content, {"keypoint": np.arange(6, dtype=np.float32).reshape(2, 3),
+                                   "score": np.float16(1.5)})
+
+
 def test_object_arrays_and_the_portable_writer_round_trip(tmp_path):
     from skelact.data.sources.pyskl import _PortablePickler
 
