@@ -74,3 +74,22 @@ def test_disk_full_error_names_path_and_sizes(tmp_path):
     message = str(disk_full_error(tmp_path / "missing" / "file.npy", needed_bytes=12_500_000))
     assert isinstance(disk_full_error(tmp_path), DiskFullError)
     assert "file.npy" in message and "12.5 MB needed" in message and "MB free" in message
+
+
+def test_cli_broken_pipe_is_quiet_and_a_full_disk_is_one_line(monkeypatch, capsys):
+    """BrokenPipeError is an OSError: the CLI's last-resort full-disk handler must not catch it first."""
+    import skelact.cli as cli
+
+    def raises(error):
+        def command(args):
+            raise error
+        return command
+
+    monkeypatch.setattr(cli, "_cmd_layouts", raises(BrokenPipeError(32, "Broken pipe")))
+    monkeypatch.setattr(os, "dup2", lambda *a: None)  # keep pytest's own stdout
+    monkeypatch.setattr(cli.sys, "stdout", type("Out", (), {"fileno": lambda self: 1})())
+    assert cli.main(["layouts"]) == 0
+    monkeypatch.setattr(cli, "_cmd_layouts", raises(OSError(28, "No space left on device", "/tmp/x.ckpt")))
+    assert cli.main(["layouts"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/tmp/x.ckpt" in err[0] and "no space left" in err[0]

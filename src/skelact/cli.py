@@ -460,6 +460,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"skelact: {getattr(args, 'interrupted', None) or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # output piped into `head` and closed early: not an error; keep Python from complaining at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         # the last line of defence: the commands turn a full disk into a DiskFullError where they write, with what
         # they cleaned up; one that still escapes is said in one line, never as a traceback
@@ -471,10 +475,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("skelact: error: out of memory: the input asks for more memory than this machine has (a file claiming "
               "absurd sizes?); nothing was written", file=sys.stderr)
         return EXIT_USER_ERROR
-    except BrokenPipeError:
-        # output piped into `head` and closed early: not an error; keep Python from complaining at exit
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":
