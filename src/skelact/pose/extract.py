@@ -15,7 +15,7 @@ first. The work folder is removed once the store is complete (``keep_work=True``
 Bad input. A file that is not a video, a zero-length video, a video that cannot be decoded or one in which nobody
 was found is reported with a one-line reason and skipped; the store lists them under ``rejected`` in its manifest.
 Only when every video fails is nothing written, and the first reason raised. Folder scans take the file endings in
-:data:`skelact.pose.video.VIDEO_SUFFIXES`; a file named explicitly is always tried.
+:data:`skelact.video.names.VIDEO_SUFFIXES`; a file named explicitly is always tried.
 
 Labels (optional). ``labels_csv``: a CSV with columns ``name`` and ``label``; ``name`` is a video's sample name
 (its path under the input folder without the ending, e.g. ``jump/clip01``), its file name or its stem; ``label`` is
@@ -51,7 +51,7 @@ from skelact.data.store import MANIFEST, StoreWriter, commit_directory, temporar
 from skelact.errors import ConfigError, DataError, SkelactError, StoreError
 from skelact.pose.base import ESTIMATORS, PoseEstimator, create_estimator
 from skelact.pose.mapping import get_mapping
-from skelact.pose.video import VIDEO_SUFFIXES
+from skelact.video.names import VIDEO_SUFFIXES
 from skelact.skeleton.layout import Layout, get_layout
 
 #: bump when the cached arrays or their meaning change, so old caches are not reused
