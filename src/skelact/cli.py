@@ -88,6 +88,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         f"videos    {info['num_videos']} under {info['video_root']} (no keypoints: skelact extract-poses adds them)",
         f"frames    min {fr['min']}, mean {fr['mean']:.1f}, max {fr['max']} ({fr['total']} in all)",
     ]
+    if info["layout"] and info["num_videos"]:
+        lines.append(f"videos    {info['num_videos']} under {info['video_root']}, aligned with the keypoints")
     for split, subsets in info["splits"].items():
         lines.append(f"split     {split}: " + ", ".join(f"{k} {v}" for k, v in subsets.items()))
     if not info["splits"]:
