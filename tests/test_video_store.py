@@ -21,7 +21,7 @@ import pytest
 from skelact.cli import main
 from skelact.data.sequence import SkeletonSequence
 from skelact.data.store import SkeletonStore, StoreWriter
-from skelact.data.video_sample import VideoRef, VideoSample
+from skelact.data.video_sample import VideoRef
 from skelact.errors import DataError, StoreError
 from skelact.pose.base import FramePoses, PoseEstimator
 from skelact.skeleton.layout import get_layout
