@@ -41,7 +41,7 @@ from video_clips import CLIPS, REPO, cpu_seconds, data_root, rates  # noqa: E402
 
 
 def bench_decode(clips: list[Path]) -> dict[str, dict[str, float]]:
-    from skelact.pose.video import VideoReader
+    from skelact.video.reader import VideoReader
 
     out = {}
     for max_side in (None, 960, 640, 480):

@@ -299,7 +299,7 @@ def test_draw_skeleton_paints_bones_and_hides_low_scores():
 
 
 def _write_clip(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
-    from skelact.pose.video import write_video
+    from skelact.video.writer import write_video
 
     assert write_video(path, frames, fps) == len(frames)
     return path
@@ -342,7 +342,7 @@ def _zero_frame_avi(path: Path) -> Path:
 
 def test_bad_videos_give_one_line_errors_naming_the_file(tmp_path, shared_data):
     need("av")
-    from skelact.pose.video import VideoReader
+    from skelact.video.reader import VideoReader
 
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n" * 20)
@@ -362,7 +362,7 @@ def test_bad_videos_give_one_line_errors_naming_the_file(tmp_path, shared_data):
 
 def test_reader_gives_the_real_clip_frames_and_scales_them(shared_data):
     need("av")
-    from skelact.pose.video import VideoReader
+    from skelact.video.reader import VideoReader
 
     with VideoReader(shared_data / "videos" / "S004C002P003R002A046_rgb.avi", max_side=480, threads=1) as reader:
         assert (reader.info.width, reader.info.height, reader.info.fps) == (1920, 1080, 30.0)

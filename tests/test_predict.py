@@ -228,7 +228,7 @@ def test_video_with_a_layout_mediapipe_cannot_produce(run, shared_data, capsys):
 
 
 def test_video_without_a_person(penn_run, capsys, tmp_path):
-    from skelact.pose.video import write_video
+    from skelact.video.writer import write_video
 
     empty_room = tmp_path / "empty.mp4"
     write_video(empty_room, (np.full((96, 128, 3), 90, np.uint8) for _ in range(8)), 25.0)

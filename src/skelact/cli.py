@@ -83,11 +83,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     src = info.get("source") or {}
     lines = [
         f"store     {info['path']} ({_format_bytes(info['bytes'])})",
-        f"samples   {info['num_samples']}   classes {info['num_classes']}   persons per sample "
-        + ", ".join(f"{k}: {v}" for k, v in info["persons"].items()),
-        f"layout    {info['layout']} ({info['num_joints']} joints, {info['coords']} coords)",
+        f"samples   {info['num_samples']}   classes {info['num_classes']}"
+        + ("   persons per sample " + ", ".join(f"{k}: {v}" for k, v in info["persons"].items())
+           if info["layout"] else ""),
+        f"layout    {info['layout']} ({info['num_joints']} joints, {info['coords']} coords)" if info["layout"] else
+        f"videos    {info['num_videos']} under {info['video_root']} (no keypoints: skelact extract-poses adds them)",
         f"frames    min {fr['min']}, mean {fr['mean']:.1f}, max {fr['max']} ({fr['total']} in all)",
     ]
+    if info["layout"] and info["num_videos"]:
+        lines.append(f"videos    {info['num_videos']} under {info['video_root']}, aligned with the keypoints")
     for split, subsets in info["splits"].items():
         lines.append(f"split     {split}: " + ", ".join(f"{k} {v}" for k, v in subsets.items()))
     if not info["splits"]:
@@ -308,13 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="convert a dataset into a skelact store",
                        description="Read every sample of a dataset in FORMAT under SRC and write the store OUT.")
-    p.add_argument("format", metavar="FORMAT", help="input format (ntu, nw-ucla, penn-action, pyskl, ...)")
+    p.add_argument("format", metavar="FORMAT", help="input format (ntu, nw-ucla, penn-action, pyskl, video-folder, ...)")
     p.add_argument("src", metavar="SRC", help="the dataset's folder or file")
     p.add_argument("out", metavar="OUT", help="the store directory to create")
     p.add_argument("--workers", type=int, default=None, help="parsing processes (default: all cores)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing store")
     p.add_argument("--split-file", default=None, metavar="F",
-                   help="user splits: JSON {split: {subset: [names]}} or CSV name,split,subset")
+                   help="user splits: JSON {split: {subset: [names]}} or CSV name,split,subset; for video-folder "
+                        "also UCF101's trainlistNN.txt / testlistNN.txt")
     p.add_argument("--layout", default=None, metavar="NAME_OR_YAML", help="override the reader's joint layout")
     p.add_argument("--max-persons", type=int, default=None, metavar="N", help="keep at most N persons per sample")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="a reader option (repeatable)")

@@ -31,7 +31,7 @@ from skelact.data.sources import open_source, source_class
 from skelact.data.sources.base import Source
 from skelact.data.splits import (SplitBuilder, read_split_file, resolve_named_splits, short_names)
 from skelact.data.store import (MANIFEST, FORMAT_NAME, StoreWriter, commit_directory, temporary_sibling)
-from skelact.errors import DataError, SkelactError, StoreError
+from skelact.errors import ConfigError, DataError, SkelactError, StoreError
 from skelact.skeleton.layout import Layout, get_layout
 
 
@@ -193,6 +193,16 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
     error. Remaining keyword arguments go to the reader. Returns a :class:`PrepareReport`; raises
     :class:`SkelactError` subclasses only (and ``KeyboardInterrupt``, after removing the partial store).
     """
+    if getattr(source_class(fmt), "kind", "skeleton") == "video":
+        # videos without keypoints (video-folder): probed, not parsed, into a keypoint-free store
+        if layout is not None or max_persons is not None:
+            raise ConfigError(f"the {fmt!r} format stores videos without keypoints; --layout and --max-persons "
+                              "belong to skelact extract-poses", field="layout" if layout is not None else
+                              "max_persons")
+        from skelact.data.prepare_video import prepare_videos
+
+        return prepare_videos(fmt, src, out, workers=workers, overwrite=overwrite, split_file=split_file,
+                              progress=progress, **source_options)
     started = time.perf_counter()
     out = Path(out)
     _check_out(out, overwrite)

@@ -32,6 +32,21 @@ sample has), ``dtypes``, ``source`` ({"format", "path", "options"}), ``created``
 ``skelact_version``, ``rejected`` ([{"file", "reason"}] for the inputs ``prepare`` skipped), ``split_sources`` and
 ``files`` ({file name: size in bytes}), against which :class:`SkeletonStore` checks the directory when it opens.
 
+Format version 2: videos
+------------------------
+Version 2 adds two things, for video datasets (:mod:`skelact.data.video_sample`):
+
+* a ``samples.jsonl`` line may carry ``"video": {"path", "frames", "fps", "width", "height"}``, the sample's video
+  relative to the manifest's ``video_root`` (the source folder, absolute). Where the sample has keypoints, ``frames``
+  equals its ``T``: keypoint frame ``t`` belongs to video frame ``t``.
+* ``manifest["kind"]`` is ``"skeleton"`` (keypoints, as in version 1) or ``"video"``: a keypoint-free store for
+  plain RGB datasets, with no ``keypoints.npy`` or ``scores.npy``, ``layout``, ``num_joints`` and ``coords`` null,
+  ``total_rows`` 0, and in ``index.npz`` persons 0, offsets 0 and frames the video's frame count. Every sample of
+  such a store has a video.
+
+A store that uses neither (keypoints and no video references) is still written as version 1, byte for byte what
+earlier releases wrote, so they keep reading it; version 1 stores open here unchanged.
+
 Writing streams: the ``.npy`` files get a fixed 128-byte header whose row count is filled in when the writer
 closes, samples are appended as they arrive, and only per-sample integers and names stay in memory. The directory
 is built under a temporary name beside its destination and renamed into place only when complete
@@ -54,11 +69,20 @@ from typing import Any
 import numpy as np
 
 from skelact.data.sequence import SkeletonSequence
+from skelact.data.video_sample import VideoRef, VideoSample
 from skelact.errors import DataError, StoreError
 from skelact.skeleton.layout import Layout
 
 FORMAT_NAME = "skelact-store"
-FORMAT_VERSION = 1
+#: the newest format this code reads and writes (see "Format version 2" above)
+FORMAT_VERSION = 2
+#: formats :class:`SkeletonStore` opens
+READABLE_FORMAT_VERSIONS = (1, 2)
+#: what a store without keypoints or video references is written as, so older releases still read it
+_SKELETON_ONLY_VERSION = 1
+#: ``manifest["kind"]``: keypoints (with or without video references), or videos alone
+KIND_SKELETON = "skeleton"
+KIND_VIDEO = "video"
 
 MANIFEST = "manifest.json"
 KEYPOINTS = "keypoints.npy"
@@ -131,14 +155,21 @@ class StoreWriter:
     """Writes a store directory one sample at a time (bounded memory). Usually driven by :func:`prepare`.
 
     ``add`` raises :class:`DataError` for a sample that does not fit the store (wrong joint or coordinate count,
-    duplicate name, scores outside float16); the store is unchanged and the caller may go on. ``close`` writes the
-    index, splits and manifest; nothing is a valid store before it returns.
+    duplicate name, scores outside float16, a video whose frame count differs from the keypoints'); the store is
+    unchanged and the caller may go on. ``close`` writes the index, splits and manifest; nothing is a valid store
+    before it returns.
+
+    ``layout=None`` writes a keypoint-free video store, filled with :meth:`add_video`. ``video_root``: the folder
+    the samples' video paths are relative to (required when any sample has a video).
     """
 
-    def __init__(self, directory: str | PathLike, layout: Layout):
+    def __init__(self, directory: str | PathLike, layout: Layout | None, video_root: str | PathLike | None = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=False)
         self.layout = layout
+        self.kind = KIND_VIDEO if layout is None else KIND_SKELETON
+        self.video_root = None if video_root is None else Path(video_root).resolve()
+        self._videos = 0
         self.coords: int | None = None
         self._keypoints: _NpyAppender | None = None
         self._scores: _NpyAppender | None = None
@@ -163,10 +194,17 @@ class StoreWriter:
         """Labels written so far (a copy: the buffer keeps growing)."""
         return np.frombuffer(self._labels, dtype=np.int32).copy()
 
-    def add(self, seq: SkeletonSequence, file: str | None = None) -> int:
-        """Append one sample; returns its index."""
+    def add(self, seq: SkeletonSequence, file: str | None = None, video: VideoRef | None = None) -> int:
+        """Append one sample (and the video its keypoints were found in, frame by frame); returns its index."""
         src = file or seq.name
+        if self.layout is None:
+            raise StoreError("a video store holds no keypoints; write samples with add_video", self.directory)
         m, t, v, c = seq.keypoints.shape
+        if video is not None:
+            self._check_video(video, src)
+            if video.frames != t:
+                raise DataError(f"the video has {video.frames} frames but the keypoints {t}; a store keeps them "
+                                "aligned frame by frame", src, "video.frames")
         if v != self.layout.num_joints:
             raise DataError(f"has {v} joints but the store's layout {self.layout.name!r} has "
                             f"{self.layout.num_joints}", src, "keypoints")
@@ -185,8 +223,10 @@ class StoreWriter:
         if not np.isfinite(scores).all():
             raise DataError("scores exceed the float16 range the store keeps them in (|score| > 65504)", src,
                             "scores")
-        line = json.dumps({"name": seq.name, "file": file, "meta": seq.meta}, default=_json_default,
-                          ensure_ascii=False)
+        record = {"name": seq.name, "file": file, "meta": seq.meta}
+        if video is not None:
+            record["video"] = video.to_dict()
+        line = json.dumps(record, default=_json_default, ensure_ascii=False)
         assert self._keypoints is not None and self._scores is not None
         self._keypoints.append(np.asarray(seq.keypoints).reshape(m * t, v, c))
         self._scores.append(scores)
@@ -198,7 +238,37 @@ class StoreWriter:
         self._labels.append(int(seq.label))
         self._name_to_index[seq.name] = index
         self._rows += m * t
+        self._videos += video is not None
         return index
+
+    def add_video(self, sample: VideoSample, file: str | None = None) -> int:
+        """Append one sample of a keypoint-free video store; returns its index."""
+        src = file or sample.name
+        if self.layout is not None:
+            raise StoreError("this store holds keypoints; add a video with add(seq, video=...)", self.directory)
+        self._check_video(sample.video, src)
+        if sample.name in self._name_to_index:
+            raise DataError(f"duplicate sample name {sample.name!r} (first stored as sample "
+                            f"{self._name_to_index[sample.name]})", src, "name")
+        if not isinstance(sample.label, (int, np.integer)) or sample.label < -1:
+            raise DataError(f"expected a class index >= 0 (or -1 for unknown), got {sample.label!r}", src, "label")
+        record = {"name": sample.name, "file": file, "meta": sample.meta, "video": sample.video.to_dict()}
+        self._samples.write(json.dumps(record, default=_json_default, ensure_ascii=False) + "\n")
+        index = len(self._offsets)
+        self._offsets.append(0)
+        self._persons.append(0)
+        self._frames.append(int(sample.video.frames))
+        self._labels.append(int(sample.label))
+        self._name_to_index[sample.name] = index
+        self._videos += 1
+        return index
+
+    def _check_video(self, video: VideoRef, src: str) -> None:
+        if self.video_root is None:
+            raise StoreError("a sample refers to a video but the writer was given no video_root", self.directory,
+                             "video_root")
+        if not isinstance(video, VideoRef):
+            raise DataError(f"expected a VideoRef, got {type(video).__name__}", src, "video")
 
     def close(self, *, class_names: list[str], splits: Mapping[str, Mapping[str, np.ndarray]],
               source: Mapping[str, Any], rejected: list[dict[str, str]] | None = None,
@@ -208,9 +278,12 @@ class StoreWriter:
 
         if not len(self):
             raise StoreError("no samples were written", self.directory)
-        assert self._keypoints is not None and self._scores is not None
-        self._keypoints.close()
-        self._scores.close()
+        arrays: tuple[str, ...] = ()
+        if self.kind == KIND_SKELETON:
+            assert self._keypoints is not None and self._scores is not None
+            self._keypoints.close()
+            self._scores.close()
+            arrays = (KEYPOINTS, SCORES)
         self._samples.close()
         persons = np.frombuffer(self._persons, dtype=np.int32)
         np.savez(self.directory / INDEX, offset=np.frombuffer(self._offsets, dtype=np.int64), persons=persons,
@@ -225,20 +298,23 @@ class StoreWriter:
                     raise StoreError(f"split {split}/{subset} has sample indices outside 0..{len(self) - 1}")
                 clean_splits[split][subset] = [int(i) for i in idx]
         _write_json(self.directory / SPLITS, clean_splits)
-        files = {name: (self.directory / name).stat().st_size for name in (KEYPOINTS, SCORES, INDEX, SAMPLES,
-                                                                          SPLITS)}
+        files = {name: (self.directory / name).stat().st_size for name in (*arrays, INDEX, SAMPLES, SPLITS)}
+        uses_videos = self.kind == KIND_VIDEO or self._videos > 0
+        layout = self.layout
         manifest = {
             "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "layout": {"name": self.layout.name, "spec": self.layout.to_dict()},
-            "num_joints": self.layout.num_joints,
+            "format_version": FORMAT_VERSION if uses_videos else _SKELETON_ONLY_VERSION,
+            **({"kind": self.kind, "video_root": str(self.video_root), "num_videos": self._videos}
+               if uses_videos else {}),
+            "layout": None if layout is None else {"name": layout.name, "spec": layout.to_dict()},
+            "num_joints": None if layout is None else layout.num_joints,
             "coords": self.coords,
             "num_samples": len(self),
             "total_rows": self._rows,
             "num_classes": len(class_names),
             "class_names": list(class_names),
             "max_persons": int(persons.max()),
-            "dtypes": {"keypoints": "float32", "scores": "float16"},
+            "dtypes": {"keypoints": "float32", "scores": "float16"} if layout is not None else {},
             "source": dict(source),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "skelact_version": __version__,
@@ -327,7 +403,7 @@ class SkeletonStore:
     without its maps (each DataLoader worker maps the files itself).
     """
 
-    def __init__(self, path: str | PathLike):
+    def __init__(self, path: str | PathLike, video_root: str | PathLike | None = None):
         self.path = Path(path)
         if not self.path.is_dir():
             raise StoreError("no such store directory" if not self.path.exists() else "not a directory", self.path)
@@ -335,9 +411,19 @@ class SkeletonStore:
         m = self.manifest
         self._check_files()
         n, rows = int(m["num_samples"]), int(m["total_rows"])
-        v, c = int(m["num_joints"]), int(m["coords"])
-        self._check_npy(KEYPOINTS, (rows, v, c), _KEYPOINT_DTYPE)
-        self._check_npy(SCORES, (rows, v), np.dtype(m.get("dtypes", {}).get("scores", "float16")))
+        #: "skeleton" (keypoints, perhaps with videos) or "video" (videos alone); version 1 stores are "skeleton"
+        self.kind = str(m.get("kind", KIND_SKELETON))
+        if self.kind not in (KIND_SKELETON, KIND_VIDEO):
+            raise StoreError(f"unknown store kind {self.kind!r} (expected {KIND_SKELETON!r} or {KIND_VIDEO!r})",
+                             self.path / MANIFEST, "kind")
+        if self.kind == KIND_SKELETON:
+            v, c = int(m["num_joints"]), int(m["coords"])
+            self._check_npy(KEYPOINTS, (rows, v, c), _KEYPOINT_DTYPE)
+            self._check_npy(SCORES, (rows, v), np.dtype(m.get("dtypes", {}).get("scores", "float16")))
+        root = video_root if video_root is not None else m.get("video_root")
+        #: the folder video paths are relative to (``video_root`` given here overrides the recorded one, for a
+        #: dataset that moved); ``None`` when the store refers to no videos
+        self.video_root = None if root is None else Path(root)
         self._load_index(n, rows)
         self._splits = self._load_splits(n)
         self._layout: Layout | None = None
@@ -358,12 +444,16 @@ class SkeletonStore:
             raise StoreError(f"unreadable or truncated ({e})", p) from None
         if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
             raise StoreError(f"not a skelact store manifest (format should be {FORMAT_NAME!r})", p, "format")
-        if m.get("format_version") != FORMAT_VERSION:
-            raise StoreError(f"store format version {m.get('format_version')!r}; this skelact reads version "
-                             f"{FORMAT_VERSION}", p, "format_version")
+        if m.get("format_version") not in READABLE_FORMAT_VERSIONS:
+            raise StoreError(f"store format version {m.get('format_version')!r}; this skelact reads versions "
+                             f"{', '.join(map(str, READABLE_FORMAT_VERSIONS))}", p, "format_version")
         for key in ("num_samples", "total_rows", "num_joints", "coords", "class_names", "layout", "files"):
             if key not in m:
                 raise StoreError("missing key", p, key)
+        if m.get("kind", KIND_SKELETON) == KIND_SKELETON:
+            for key in ("num_joints", "coords", "layout"):
+                if m[key] is None:
+                    raise StoreError("is null in a store with keypoints", p, key)
         return m
 
     def _check_files(self) -> None:
@@ -403,6 +493,11 @@ class SkeletonStore:
         self.persons = arrays["persons"].astype(np.int64)
         self.frames = arrays["frames"].astype(np.int64)
         self.labels = arrays["label"].astype(np.int64)
+        if self.kind == KIND_VIDEO:
+            # no keypoint rows: persons 0 and offsets 0, frames are the videos' frame counts
+            if (self.persons != 0).any() or (self.offsets != 0).any() or (self.frames < 1).any() or rows != 0:
+                raise StoreError("a video store's index needs persons 0, offsets 0 and frames >= 1", p, "frames")
+            return
         sizes = self.persons * self.frames
         if (sizes < 1).any():
             raise StoreError("a sample has no persons or no frames", p, "persons")
@@ -456,6 +551,9 @@ class SkeletonStore:
 
     def __getitem__(self, i: int) -> SkeletonSequence:
         j = self._index(i)
+        if self.kind == KIND_VIDEO:
+            raise StoreError("a video store holds no keypoints; skelact extract-poses STORE OUT adds them (the "
+                             "videos are at store.video_path(i))", self.path)
         kp, sc = self._arrays()
         m, t = int(self.persons[j]), int(self.frames[j])
         start = int(self.offsets[j])
@@ -489,6 +587,23 @@ class SkeletonStore:
             raise StoreError(f"line {j + 1} is not valid JSON ({e})", self.path / SAMPLES) from None
         return rec
 
+    @property
+    def has_keypoints(self) -> bool:
+        return self.kind == KIND_SKELETON
+
+    def video(self, i: int) -> VideoRef | None:
+        """The sample's video reference (``None`` when the store recorded none for it)."""
+        j = self._index(i)
+        raw = self._record(j).get("video")
+        return None if raw is None else VideoRef.from_dict(raw, f"{self.path / SAMPLES}: line {j + 1}")
+
+    def video_path(self, i: int) -> Path:
+        """Where the sample's video file is: the video root joined with its relative path."""
+        ref = self.video(i)
+        if ref is None or self.video_root is None:
+            raise StoreError(f"sample {self.name(i)!r} has no video reference", self.path / SAMPLES, "video")
+        return self.video_root / ref.path
+
     def name(self, i: int) -> str:
         if self._names is not None:
             return self._names[self._index(i)]
@@ -518,11 +633,18 @@ class SkeletonStore:
 
     @property
     def num_joints(self) -> int:
+        self._need_keypoints("num_joints")
         return int(self.manifest["num_joints"])
 
     @property
     def coords(self) -> int:
+        self._need_keypoints("coords")
         return int(self.manifest["coords"])
+
+    def _need_keypoints(self, what: str) -> None:
+        if self.kind == KIND_VIDEO:
+            raise StoreError("a video store has no keypoints (run skelact extract-poses on it first)", self.path,
+                             what)
 
     @property
     def max_persons(self) -> int:
@@ -534,6 +656,7 @@ class SkeletonStore:
 
     @property
     def layout(self) -> Layout:
+        self._need_keypoints("layout")
         if self._layout is None:
             spec = self.manifest["layout"].get("spec")
             self._layout = Layout.from_dict(spec, source=self.path / MANIFEST)
@@ -566,9 +689,12 @@ class SkeletonStore:
             "path": str(self.path.resolve()),
             "num_samples": len(self),
             "num_classes": self.num_classes,
-            "layout": m["layout"]["name"],
-            "num_joints": self.num_joints,
-            "coords": self.coords,
+            "kind": self.kind,
+            "layout": m["layout"]["name"] if self.has_keypoints else None,
+            "num_joints": m["num_joints"],
+            "coords": m["coords"],
+            "video_root": None if self.video_root is None else str(self.video_root),
+            "num_videos": int(m.get("num_videos", 0)),
             "max_persons": self.max_persons,
             "persons": {str(k): int(v) for k, v in enumerate(counts) if v},
             "splits": {s: {k: int(v.size) for k, v in sub.items()} for s, sub in self._splits.items()},
@@ -584,5 +710,5 @@ class SkeletonStore:
         }
 
     def __repr__(self) -> str:
-        return (f"SkeletonStore({str(self.path)!r}, {len(self)} samples, {self.num_classes} classes, "
-                f"layout={self.manifest['layout']['name']!r})")
+        what = f"layout={self.manifest['layout']['name']!r}" if self.has_keypoints else "videos only"
+        return f"SkeletonStore({str(self.path)!r}, {len(self)} samples, {self.num_classes} classes, {what})"

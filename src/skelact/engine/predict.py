@@ -149,7 +149,7 @@ def is_video(path: Path) -> bool:
     if path.suffix.lower() in {".skeleton", ".json", ".mat", ".npy"}:
         return False
     try:
-        from skelact.pose.video import probe_video
+        from skelact.video.probe import probe_video
 
         probe_video(path)
     except Exception:  # noqa: BLE001 - not decodable (or no PyAV): not a video

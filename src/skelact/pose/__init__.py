@@ -5,13 +5,13 @@
   :mod:`~skelact.pose.onnx_topdown`).
 * :mod:`~skelact.pose.mapping`: MediaPipe-33 to COCO-17, Penn-13 and NTU-25 (what is exact, what approximated).
 * :mod:`~skelact.pose.tracking`: linking persons across frames, choosing the main actors.
-* :mod:`~skelact.pose.video`: decoding and encoding with PyAV, with one clear error per bad file.
 * :mod:`~skelact.pose.pipeline`: one video to one :class:`~skelact.data.sequence.SkeletonSequence`.
 * :mod:`~skelact.pose.extract`: many videos to a dataset store (``skelact extract-poses``), parallel, resumable.
 * :mod:`~skelact.pose.render`: skeletons and captions drawn on frames, written as a video.
 
-Importing this package imports numpy and skelact only; mediapipe, onnxruntime and PyAV are imported when an
-estimator is built or a video opened (``pip install 'skelact[pose]'``).
+Decoding and encoding live in :mod:`skelact.video`, below ``data``. Importing this package imports numpy and
+skelact only; mediapipe, onnxruntime and PyAV are imported when an estimator is built or a video opened
+(``pip install 'skelact[pose]'``).
 """
 
 from skelact.pose.base import ESTIMATORS, FramePoses, PoseEstimator, create_estimator

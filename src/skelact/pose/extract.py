@@ -15,7 +15,11 @@ first. The work folder is removed once the store is complete (``keep_work=True``
 Bad input. A file that is not a video, a zero-length video, a video that cannot be decoded or one in which nobody
 was found is reported with a one-line reason and skipped; the store lists them under ``rejected`` in its manifest.
 Only when every video fails is nothing written, and the first reason raised. Folder scans take the file endings in
-:data:`skelact.pose.video.VIDEO_SUFFIXES`; a file named explicitly is always tried.
+:data:`skelact.video.names.VIDEO_SUFFIXES`; a file named explicitly is always tried.
+
+A video store (``skelact prepare video-folder``) as the one input gives a store with keypoints out, keeping the
+input's labels, class names and splits, each sample aligned frame by frame with its video
+(:mod:`skelact.pose.extract_store`).
 
 Labels (optional). ``labels_csv``: a CSV with columns ``name`` and ``label``; ``name`` is a video's sample name
 (its path under the input folder without the ending, e.g. ``jump/clip01``), its file name or its stem; ``label`` is
@@ -51,7 +55,7 @@ from skelact.data.store import MANIFEST, StoreWriter, commit_directory, temporar
 from skelact.errors import ConfigError, DataError, SkelactError, StoreError
 from skelact.pose.base import ESTIMATORS, PoseEstimator, create_estimator
 from skelact.pose.mapping import get_mapping
-from skelact.pose.video import VIDEO_SUFFIXES
+from skelact.video.names import VIDEO_SUFFIXES
 from skelact.skeleton.layout import Layout, get_layout
 
 #: bump when the cached arrays or their meaning change, so old caches are not reused
@@ -110,12 +114,16 @@ class ExtractReport:
 # -- inputs and labels ---------------------------------------------------------------------------------------------
 
 
-def find_videos(inputs: "str | PathLike | Sequence[str | PathLike]") -> list[VideoItem]:
-    """The videos named by ``inputs`` (files, or folders searched recursively), with unique sample names."""
+def find_videos(inputs: "str | PathLike | Sequence[str | PathLike | VideoItem]") -> list[VideoItem]:
+    """The videos named by ``inputs`` (files, folders searched recursively, or ready :class:`VideoItem` s, which
+    keep their sample names: a video store's), with unique sample names."""
     if isinstance(inputs, (str, PathLike)):
         inputs = [inputs]
     items: list[VideoItem] = []
     for raw in inputs:
+        if isinstance(raw, VideoItem):
+            items.append(raw)
+            continue
         p = Path(raw)
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES
@@ -398,6 +406,17 @@ def extract_poses(inputs: "str | PathLike | Sequence[str | PathLike]", out_store
     size. ``mirrored``: the videos are mirror images (NTU RGB+D's are). Returns an :class:`ExtractReport`; raises
     :class:`SkelactError` subclasses only (and ``KeyboardInterrupt``, after which the same call resumes).
     """
+    from skelact.pose.extract_store import extract_poses_from_store, video_store_input
+
+    store_in = video_store_input(inputs)
+    if store_in is not None:  # a store of videos in, the same store with keypoints out
+        if labels_csv is not None or labels_from_folders or classes is not None:
+            raise ConfigError("a video store brings its own labels; --labels and --labels-from-folders apply to "
+                              "video files and folders", field="labels")
+        return extract_poses_from_store(store_in, out_store, estimator=estimator, layout=layout, workers=workers,
+                                        resume=resume, overwrite=overwrite, max_persons=max_persons,
+                                        criterion=criterion, max_side=max_side, mirrored=mirrored,
+                                        estimator_options=estimator_options, progress=progress, keep_work=keep_work)
     started = time.perf_counter()
     out = Path(out_store)
     _check_out(out, overwrite)
@@ -507,7 +526,8 @@ def extract_poses(inputs: "str | PathLike | Sequence[str | PathLike]", out_store
             total_frames += seq.num_frames
         input_paths = [inputs] if isinstance(inputs, (str, PathLike)) else list(inputs)
         writer.close(class_names=list(class_names), splits={},
-                     source={"format": "video", "path": ", ".join(str(Path(p).resolve()) for p in input_paths),
+                     source={"format": "video", "path": ", ".join(
+                         str(Path(p.path if isinstance(p, VideoItem) else p).resolve()) for p in input_paths),
                              "options": {"labels_csv": None if labels_csv is None else str(labels_csv),
                                          "labels_from_folders": bool(labels_from_folders)}},
                      rejected=rejected, extra={"extraction": settings})
@@ -535,7 +555,9 @@ def extract_poses(inputs: "str | PathLike | Sequence[str | PathLike]", out_store
 
 def add_extract_poses_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The arguments of ``skelact extract-poses`` (the CLI wires ``func=extract_poses_command``)."""
-    parser.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR", help="video files and/or folders of videos")
+    parser.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR",
+                        help="video files and/or folders of videos, or one video store (skelact prepare "
+                             "video-folder), whose labels and splits the output keeps")
     parser.add_argument("out", metavar="OUT_STORE", help="the store directory to write")
     parser.add_argument("--estimator", default="mediapipe", help="pose estimator: mediapipe (default) or onnx")
     parser.add_argument("--option", "-o", action="append", metavar="KEY=VALUE",

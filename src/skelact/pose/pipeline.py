@@ -20,7 +20,8 @@ from skelact.data.sequence import SkeletonSequence
 from skelact.pose.base import IMAGE, FramePoses, PoseEstimator, create_estimator
 from skelact.pose.mapping import get_mapping, mirror_sides
 from skelact.pose.tracking import select_main_actors, track_poses
-from skelact.pose.video import VideoInfo, VideoReader
+from skelact.video.info import VideoInfo
+from skelact.video.reader import VideoReader
 from skelact.skeleton.layout import Layout
 
 

@@ -127,7 +127,8 @@ def render_video(video: str | PathLike, out: str | PathLike, keypoints: np.ndarr
     ``T`` are written without a skeleton). ``captions``: one text (or ``None``) per frame, or a function of the
     frame index. ``max_side`` scales the output down. Returns the number of frames written (= the video's).
     """
-    from skelact.pose.video import VideoReader, write_video
+    from skelact.video.reader import VideoReader
+    from skelact.video.writer import write_video
 
     kp = np.asarray(keypoints, dtype=np.float32)
     if kp.ndim == 3:

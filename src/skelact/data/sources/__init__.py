@@ -21,6 +21,7 @@ FORMATS: dict[str, str] = {
     "pyskl": "skelact.data.sources.pyskl:PysklPickleSource",
     "penn-action": "skelact.data.sources.penn_action:PennActionSource",
     "arrays": "skelact.data.sources.arrays:ArraySource",
+    "video-folder": "skelact.data.sources.video_folder:VideoFolderSource",
 }
 
 
