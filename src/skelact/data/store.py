@@ -114,7 +114,10 @@ class _NpyAppender:
         self._file.close()
 
     def abort(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()  # flushes its buffer, which fails again on a full disk
+        except OSError:
+            pass
 
 
 def _json_default(value: Any) -> Any:
@@ -149,6 +152,7 @@ class StoreWriter:
         self._labels = array("i")
         self._name_to_index: dict[str, int] = {}
         self._rows = 0
+        self._bytes = 0
         self._closed = False
 
     def __len__(self) -> int:
@@ -162,6 +166,11 @@ class StoreWriter:
     def labels(self) -> np.ndarray:
         """Labels written so far (a copy: the buffer keeps growing)."""
         return np.frombuffer(self._labels, dtype=np.int32).copy()
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of sample data appended so far (keypoints, scores and sample lines)."""
+        return self._bytes
 
     def add(self, seq: SkeletonSequence, file: str | None = None) -> int:
         """Append one sample; returns its index."""
@@ -187,6 +196,11 @@ class StoreWriter:
                             "scores")
         line = json.dumps({"name": seq.name, "file": file, "meta": seq.meta}, default=_json_default,
                           ensure_ascii=False)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a name or meta value from a file name that is not valid UTF-8
+            raise DataError("sample name, file name or metadata is not valid UTF-8 text", _printable(src),
+                            "name") from None
         assert self._keypoints is not None and self._scores is not None
         self._keypoints.append(np.asarray(seq.keypoints).reshape(m * t, v, c))
         self._scores.append(scores)
@@ -198,6 +212,7 @@ class StoreWriter:
         self._labels.append(int(seq.label))
         self._name_to_index[seq.name] = index
         self._rows += m * t
+        self._bytes += m * t * v * (c * _KEYPOINT_DTYPE.itemsize + _SCORE_DTYPE.itemsize) + len(line) + 1
         return index
 
     def close(self, *, class_names: list[str], splits: Mapping[str, Mapping[str, np.ndarray]],
@@ -246,6 +261,7 @@ class StoreWriter:
             **dict(extra or {}),
             "files": files,
         }
+        manifest = _printable_tree(manifest)  # e.g. a source path that is not valid UTF-8
         _write_json(self.directory / MANIFEST, manifest)
         self._closed = True
         return manifest
@@ -255,8 +271,28 @@ class StoreWriter:
         for f in (self._keypoints, self._scores):
             if f is not None:
                 f.abort()
-        self._samples.close()
+        try:
+            self._samples.close()  # flushing the buffer fails again on a full disk; the folder goes anyway
+        except OSError:
+            pass
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _printable(text: Any) -> str:
+    from skelact.data.sources.base import printable
+
+    return printable(text)
+
+
+def _printable_tree(obj: Any) -> Any:
+    """``obj`` (JSON-ready dicts, lists, strings) with every string made writable as UTF-8."""
+    if isinstance(obj, str):
+        return _printable(obj)
+    if isinstance(obj, dict):
+        return {_printable_tree(k): _printable_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_printable_tree(v) for v in obj]
+    return obj
 
 
 def _write_json(path: Path, obj: Any) -> None:
