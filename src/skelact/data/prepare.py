@@ -325,6 +325,7 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
 
     tmp = temporary_sibling(out)
     writer: StoreWriter | None = None
+    processed = 0  # items taken from the workers (bar.n stays 0 when the bar is disabled)
     pool = None
     bar = None
     try:
@@ -342,6 +343,7 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
         bar = tqdm(total=len(items), unit="file", desc=f"prepare {fmt}", disable=not progress, dynamic_ncols=True)
         for where, seq, reason in results:
             bar.update(1)
+            processed += 1
             if seq is not None:
                 try:
                     if class_names is not None and seq.label >= len(class_names):
@@ -398,7 +400,7 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
             writer.abort()
         if is_disk_full(error):
             full_file = Path(error.filename).name if getattr(error, "filename", None) else None
-            raise disk_full_error(out, _space_needed(writer, bar, len(items)), full_file) from None
+            raise disk_full_error(out, _space_needed(writer, processed, len(items)), full_file) from None
         if isinstance(error, OSError):  # no permission, ...: say where, not a traceback
             raise StoreError(f"cannot write the store ({error.strerror or error})", error.filename or out) from None
         raise
@@ -409,10 +411,9 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
                          warnings=warnings)
 
 
-def _space_needed(writer: StoreWriter | None, bar: Any, num_items: int) -> int | None:
+def _space_needed(writer: StoreWriter | None, done: int, num_items: int) -> int | None:
     """The whole store's size, extrapolated from what was written for the items done when the disk filled."""
-    done = getattr(bar, "n", 0)
-    if writer is None or not done:
+    if writer is None or not done or not writer.bytes_written:
         return None
     return int(writer.bytes_written * max(num_items, done) / done)
 
