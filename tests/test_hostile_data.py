@@ -90,6 +90,20 @@ def test_a_name_that_is_not_utf8_is_rejected_and_prepare_goes_on(shared_data, tm
     assert len(store) == 2 and sorted(store.names) == sorted(Path(f).name[:-len(suffix)] for f in files)
 
 
+def test_a_source_folder_whose_name_is_not_utf8_is_one_line_naming_the_folder(shared_data, tmp_path, capsys):
+    src = os.fsencode(tmp_path) + b"/ucla\xff"
+    os.mkdir(src)
+    for name in UCLA:
+        shutil.copyfile(os.fsencode(shared_data / "nw_ucla" / "all_sqe" / f"{name}.json"),
+                        src + f"/{name}.json".encode())
+    code, stdout, stderr = run(capsys, "prepare", "nw-ucla", os.fsdecode(src), str(tmp_path / "out"), "-q",
+                               "--workers", "1")
+    assert code == 2 and stdout == "" and stderr.count("\n") == 1
+    assert stderr.strip().endswith(f"{tmp_path}/ucla\\xff/{UCLA[0]}.json: folder name is not valid UTF-8 (rename "
+                                   "the folder)")
+    assert beside(tmp_path) == [os.fsdecode(src)[len(str(tmp_path)) + 1:]]
+
+
 # -- absurd sizes ----------------------------------------------------------------------------------------------------
 
 
@@ -233,6 +247,32 @@ def test_a_memory_error_in_a_reader_rejects_that_item_only(shared_data, tmp_path
     assert SkeletonStore(tmp_path / "out").names == [UCLA[0], UCLA[2]]
 
 
+class _TooBigToSend:
+    """Stands for a record a worker runs out of memory pickling back to the parent."""
+
+    def __reduce__(self):
+        raise MemoryError
+
+
+def test_a_worker_that_cannot_send_a_record_back_rejects_that_item_only(shared_data, tmp_path, capsys,
+                                                                        monkeypatch):
+    from skelact.data.sources import nw_ucla
+
+    src = copy_ucla(shared_data, tmp_path / "ucla")
+    real = nw_ucla.parse_nw_ucla_name
+
+    def with_blob(name, source=None):
+        meta = real(name, source)
+        return {**meta, "blob": _TooBigToSend()} if name == UCLA[1] else meta
+
+    monkeypatch.setattr(nw_ucla, "parse_nw_ucla_name", with_blob)  # forked workers inherit it
+    code, _, stderr = run(capsys, "prepare", "nw-ucla", str(src), str(tmp_path / "out"), "-q", "--workers", "2")
+    assert code == 0 and "Traceback" not in stderr
+    assert rejected(tmp_path / "out") == {
+        f"{UCLA[1]}.json": "out of memory reading this item (it claims sizes far beyond this machine's memory)"}
+    assert SkeletonStore(tmp_path / "out").names == [UCLA[0], UCLA[2]]
+
+
 # -- one writer per store and per pose-extraction output -----------------------------------------------------------
 
 
@@ -281,6 +321,30 @@ def test_the_store_cache_waits_for_the_process_preparing_it_and_uses_its_store(s
     assert messages[0].startswith(f"waiting: {path}: store: in use by process {os.getpid()}")
     assert not any(m.startswith("preparing") for m in messages)  # it did not prepare a second copy
     assert store.path == path and store.names == UCLA
+
+
+def test_two_processes_on_a_cold_cache_prepare_the_store_once_and_both_use_it(shared_data, tmp_path):
+    import subprocess
+    import sys
+
+    import skelact
+
+    names = sorted(p.stem for p in (shared_data / "nw_ucla" / "all_sqe").glob("*.json"))[:150]
+    src = copy_ucla(shared_data, tmp_path / "ucla", names)
+    env = {**os.environ, "SKELACT_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(skelact.__file__).parents[1])}
+    script = ("import sys; from skelact.data.cache import open_or_prepare; "
+              "s = open_or_prepare('nw-ucla', sys.argv[1], progress=False, log=print); print('samples', len(s))")
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(src)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [r.communicate(timeout=120) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outputs
+    stdouts = [o for o, _ in outputs]
+    assert all(o.strip().endswith("samples 150") for o in stdouts)
+    assert sum(o.count("preparing the nw-ucla dataset") for o in stdouts) == 1  # one wrote, the other used it
+    (store,) = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
+    assert SkeletonStore(store).names == names
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([store.name, f".{store.name}.lock"])
 
 
 def test_a_second_extract_poses_into_the_same_output_exits_2(shared_data, tmp_path, capsys):

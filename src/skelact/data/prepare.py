@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import multiprocessing
+import multiprocessing.pool
 import os
 import shutil
 import signal
@@ -118,7 +119,8 @@ def _read_item(item: Any) -> tuple[str, SkeletonSequence | None, str | None]:
     if not is_printable(where):
         # The name could be read, but not written into samples.jsonl / manifest.json (UTF-8) nor printed: Python
         # holds the undecodable bytes as surrogates, on which every later encode() fails. Said once, here.
-        return printable(where), None, "file name is not valid UTF-8 (rename the file)"
+        what = "file" if not is_printable(os.path.basename(where)) else "folder"
+        return printable(where), None, f"{what} name is not valid UTF-8 (rename the {what})"
     try:
         seq = source.read(item)
         if not isinstance(seq, SkeletonSequence):
@@ -156,12 +158,13 @@ def _read_chunk(items: list[Any]) -> list[tuple[str, SkeletonSequence | None, st
     return [_read_item(item) for item in items]
 
 
-def ordered_results(pool: Any, items: list[Any], chunk: int,
-                    window: int) -> Iterator[tuple[str, SkeletonSequence | None, str | None]]:
+def ordered_results(pool: Any, items: list[Any], chunk: int, window: int,
+                    describe: Any = str) -> Iterator[tuple[str, SkeletonSequence | None, str | None]]:
     """``_read_item`` over ``items`` in a worker pool, in order, with at most ``window`` chunks in flight.
 
     ``Pool.imap`` queues every task at once and buffers finished results without limit when the writer falls
-    behind; this sliding window keeps at most ``window * chunk`` records in memory whatever the speeds.
+    behind; this sliding window keeps at most ``window * chunk`` records in memory whatever the speeds. A chunk whose
+    records cannot come back (a worker out of memory while sending them) rejects its items, named by ``describe``.
     """
     starts = iter(range(0, len(items), chunk))
     pending: deque = deque()
@@ -169,14 +172,28 @@ def ordered_results(pool: Any, items: list[Any], chunk: int,
     def submit() -> None:
         start = next(starts, None)
         if start is not None:
-            pending.append(pool.apply_async(_read_chunk, (items[start:start + chunk],)))
+            part = items[start:start + chunk]
+            pending.append((part, pool.apply_async(_read_chunk, (part,))))
 
     for _ in range(window):
         submit()
     while pending:
-        done = pending.popleft().get()
+        part, result = pending.popleft()
+        try:
+            done = result.get()
+        except (MemoryError, multiprocessing.pool.MaybeEncodingError) as e:
+            reason = _OUT_OF_MEMORY if isinstance(e, MemoryError) or "MemoryError" in str(e) else printable(
+                f"the worker could not send this item back ({e})")
+            done = [(printable(_safe_describe(describe, item)), None, reason) for item in part]
         submit()
         yield from done
+
+
+def _safe_describe(describe: Any, item: Any) -> str:
+    try:
+        return str(describe(item))
+    except Exception:  # noqa: BLE001 - only a name for a message
+        return str(item)
 
 
 # -- parent side ---------------------------------------------------------------------------------------------------
@@ -230,10 +247,17 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
     out = Path(out)
     if not out.parent.is_dir():
         raise StoreError("parent directory does not exist", out.parent)
-    with acquire_store_lock(out, wait=wait_for_lock):
-        clean_leftovers(out)
-        return _prepare_locked(fmt, src, out, workers, overwrite, split_file, progress, layout, max_persons,
-                               max_frames, source_options)
+    try:
+        with acquire_store_lock(out, wait=wait_for_lock):
+            clean_leftovers(out)
+            return _prepare_locked(fmt, src, out, workers, overwrite, split_file, progress, layout, max_persons,
+                                   max_frames, source_options)
+    except SkelactError as error:
+        # a path that is not valid UTF-8 (SRC, OUT) must not turn the one-line message into a UnicodeEncodeError
+        error.path, error.field = (None if v is None else printable(v) for v in (error.path, error.field))
+        error.message = printable(error.message)
+        error.args = (str(error),)
+        raise
 
 
 def acquire_store_lock(out: Path, wait: bool = False, what: str = "store", poll_seconds: float = 0.5,
@@ -337,7 +361,7 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
         else:
             pool = multiprocessing.get_context().Pool(n_workers, initializer=_init_worker, initargs=init)
             chunk = max(1, min(32, len(items) // (n_workers * 8)))
-            results = ordered_results(pool, items, chunk, window=4 * n_workers)
+            results = ordered_results(pool, items, chunk, window=4 * n_workers, describe=source.describe)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(items), unit="file", desc=f"prepare {fmt}", disable=not progress, dynamic_ncols=True)
