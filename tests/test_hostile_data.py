@@ -122,11 +122,15 @@ def test_kinetics_frame_indices_beyond_the_cap_or_the_data_are_refused(shared_da
     _kinetics_with_index(shared_data, src / "two_million.json", 2_000_000)   # 687 MB store before the cap
     _kinetics_with_index(shared_data, src / "billion.json", 10**9)           # raw MemoryError before the cap
     _kinetics_with_index(shared_data, src / "sparse.json", 50_000)           # under the cap, 265x the 189 frames
+    # JSON text can hold what no UTF-8 file may: a lone surrogate escape, here in the label name
+    doc = json.loads((src / "good.json").read_text())
+    (src / "surrogate.json").write_text(json.dumps({**doc, "label": "flipping \udcff pancake"}))
     out = tmp_path / "out"
     code, stdout, stderr = run(capsys, "prepare", "kinetics-json", str(src), str(out), "-q", "--workers", "1")
-    assert code == 0 and "3 of 4 input item(s) were rejected" in stderr
+    assert code == 0 and "4 of 5 input item(s) were rejected" in stderr
     reasons = rejected(out)
-    assert set(reasons) == {"two_million.json", "billion.json", "sparse.json"}
+    assert set(reasons) == {"two_million.json", "billion.json", "sparse.json", "surrogate.json"}
+    assert reasons["surrogate.json"] == "meta: not valid UTF-8 text"
     # the span counts from the first index (1): 2000000 - 1 + 1 frames
     assert reasons["two_million.json"].startswith("data.frame_index: 2000000 frames is more than the cap of 100000")
     assert reasons["billion.json"].startswith(f"data.frame_index: {10**9} frames is more than the cap")
@@ -138,7 +142,8 @@ def test_kinetics_frame_indices_beyond_the_cap_or_the_data_are_refused(shared_da
     # the cap is the user's: raised, the sparse clip is still refused (it is not a cap question), the others too
     code, _, _ = run(capsys, "prepare", "kinetics-json", str(src), str(tmp_path / "out2"), "-q", "--workers", "1",
                      "--max-frames", "3000000")
-    assert code == 0 and set(rejected(tmp_path / "out2")) == {"billion.json", "sparse.json", "two_million.json"}
+    assert code == 0 and set(rejected(tmp_path / "out2")) == {"billion.json", "sparse.json", "two_million.json",
+                                                              "surrogate.json"}
     assert rejected(tmp_path / "out2")["two_million.json"].startswith("data.frame_index: spans 2000000 frames")
 
 

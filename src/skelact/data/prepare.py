@@ -133,8 +133,8 @@ def _read_item(item: Any) -> tuple[str, SkeletonSequence | None, str | None]:
         if seq.num_frames > max_frames:  # the readers refuse this before allocating; this catches any other reader
             raise DataError(f"{seq.num_frames} frames is more than the cap of {max_frames} (raise it with "
                             "--max-frames if the data is real)", where, "frames")
-        if not (is_printable(seq.name) and is_printable(repr(seq.meta))):
-            raise DataError("sample name or metadata is not valid UTF-8 text", where, "name")
+        if not is_printable(seq.name):  # (metadata is checked as the store writes it)
+            raise DataError(f"sample name {printable(seq.name)!r} is not valid UTF-8 text", where, "name")
     except SkelactError as e:
         return where, None, _reason(e, where)
     except MemoryError:

@@ -198,9 +198,10 @@ class StoreWriter:
                           ensure_ascii=False)
         try:
             line.encode("utf-8")
-        except UnicodeEncodeError:  # a name or meta value from a file name that is not valid UTF-8
-            raise DataError("sample name, file name or metadata is not valid UTF-8 text", _printable(src),
-                            "name") from None
+        except UnicodeEncodeError:  # from a file name that is not valid UTF-8, or a JSON "\udcff" escape
+            bad = next((k for k, v in (("name", seq.name), ("file", file)) if _printable(v or "") != (v or "")),
+                       "meta")
+            raise DataError("not valid UTF-8 text", _printable(src), bad) from None
         assert self._keypoints is not None and self._scores is not None
         self._keypoints.append(np.asarray(seq.keypoints).reshape(m * t, v, c))
         self._scores.append(scores)

@@ -374,6 +374,8 @@ def _process(task: tuple[int, str, str]) -> tuple[int, str, int, str | None, flo
                                 threads=job["threads"])
     except SkelactError as e:
         reason = _reason(e, path)
+    except MemoryError:
+        reason = "out of memory extracting this video (frames too large, or too many for this machine's memory)"
     except Exception as e:  # noqa: BLE001 - one broken video must not end a run over thousands
         reason = f"{type(e).__name__}: {e}"
     else:
