@@ -223,12 +223,13 @@ def parse_skeleton_text(data: bytes, source: str | PathLike = "<bytes>") -> Skel
     return records
 
 
-def read_skeleton_file(path: str | PathLike) -> SkeletonRecords:
-    """Read and parse one ``.skeleton`` file."""
+def read_skeleton_file(path: str | PathLike, max_frames: int = DEFAULT_MAX_FRAMES) -> SkeletonRecords:
+    """Read and parse one ``.skeleton`` file (refusing an absurd frame count first, :func:`check_declared_frames`)."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise DataError(f"cannot read file ({e.strerror or e})", path) from None
+    check_declared_frames(data, path, max_frames)
     return parse_skeleton_text(data, path)
 
 
@@ -705,12 +706,7 @@ class NTUSkeletonSource(_NTUNaming, Source):
     def read(self, item: str | PathLike) -> SkeletonSequence:
         path = Path(item)
         name, label, meta = self._label_and_meta(path)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise DataError(f"cannot read file ({e.strerror or e})", path) from None
-        check_declared_frames(data, path, self.max_frames)
-        records = parse_skeleton_text(data, path)
+        records = read_skeleton_file(path, self.max_frames)
         keypoints, scores = select_actors(records, path, self.denoise, self.max_persons, self.motion_filter)
         meta["raw_frames"] = records.num_frames
         seq = SkeletonSequence(keypoints=keypoints, scores=scores, label=label, name=name, layout=self.layout,
