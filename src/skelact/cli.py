@@ -27,7 +27,7 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 #: keyword names of prepare() itself, which --option must not shadow
 _PREPARE_PARAMETERS = frozenset({"fmt", "src", "out", "workers", "overwrite", "split_file", "progress", "layout",
-                                 "max_persons"})
+                                 "max_persons", "max_frames", "wait_for_lock"})
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
@@ -55,7 +55,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         options["trust_pickle"] = True
     report = prepare(args.format, args.src, args.out, workers=args.workers, overwrite=args.overwrite,
                      split_file=args.split_file, progress=not args.quiet, layout=args.layout,
-                     max_persons=args.max_persons, **options)
+                     max_persons=args.max_persons, max_frames=args.max_frames, **options)
     print(report.summary())
     if report.rejected:
         print(f"skelact: warning: {len(report.rejected)} of {report.num_items} input item(s) were rejected and "
@@ -322,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "also UCF101's trainlistNN.txt / testlistNN.txt")
     p.add_argument("--layout", default=None, metavar="NAME_OR_YAML", help="override the reader's joint layout")
     p.add_argument("--max-persons", type=int, default=None, metavar="N", help="keep at most N persons per sample")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="reject samples longer than N frames, before reading them whole (default 100000)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="a reader option (repeatable)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="the pickled input (pyskl .pkl, NTU .skeleton.npy) comes from a source you trust: read it "

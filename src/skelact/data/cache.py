@@ -9,7 +9,11 @@ The first run prepares the store (:func:`skelact.data.prepare.prepare`) into the
 set, else ``~/.cache/skelact/stores``, in a directory named after a hash of what determines its content (format,
 resolved source path, reader options, store format version, the reader's version). Later runs open it directly.
 ``prepare`` builds the store under a temporary name and renames it into place, so an interrupted first run leaves
-no half store, and two runs preparing at once both end up using whichever finished first.
+no half store. Two runs that start together on a cold cache do not both prepare: the first takes the store's lock
+(``.<store>.lock`` beside it, :func:`skelact.locking.lock_beside`), the second says it is waiting for that process,
+waits until it is done and then opens the store it wrote (if the first failed or was killed, the second prepares
+it instead). Waiting rather than failing is deliberate: a sweep of trainings started at once on a fresh machine
+should all run.
 """
 
 from __future__ import annotations
@@ -84,15 +88,19 @@ def open_or_prepare(fmt: str, source: str | PathLike, options: Mapping[str, Any]
 
     path = cached_store_path(fmt, source, options)
     if not (path / MANIFEST).is_file():
-        from skelact.data.prepare import prepare
+        from skelact.data.prepare import acquire_store_lock, prepare
 
         src = resolve_source(source)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # another run preparing the same store: wait for it (saying so), then use what it wrote
+        acquire_store_lock(path, wait=True, log=log).release()
+        if (path / MANIFEST).is_file():
+            return SkeletonStore(path)
         log(f"preparing the {fmt} dataset {src} into {path} (first use; later runs reuse it)")
         try:
-            report = prepare(fmt, src, path, progress=progress, **dict(options or {}))
+            report = prepare(fmt, src, path, progress=progress, wait_for_lock=True, **dict(options or {}))
         except StoreError:
-            # another run finished preparing the same store first: use it
+            # another run took the lock between our look and our start, and finished first: use its store
             if not (path / MANIFEST).is_file():
                 raise
         else:

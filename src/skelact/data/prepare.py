@@ -8,13 +8,26 @@ window of records is in flight, so memory stays flat for NTU-120's 114k files. A
 and reported, never silently: the report lists ``{file, reason}`` and the store's manifest keeps the list as
 ``rejected``. If every item fails, nothing is written and the first reason is raised. The store is built under a
 temporary name beside OUT and renamed into place only when complete, so Ctrl-C or a crash leaves no partial OUT.
+
+Hostile input and faults (issue 26). An item whose file name is not valid UTF-8 is rejected (shown with its bad
+bytes escaped, ``S001\\xff.skeleton``) rather than breaking the manifest; a sample longer than ``max_frames``
+(default :data:`~skelact.data.sources.base.DEFAULT_MAX_FRAMES`) is rejected, by the readers before they allocate
+it, and a ``MemoryError`` while reading or storing one item rejects that item. One process writes a given OUT at a
+time: the lock file ``.OUT.lock`` beside it (:func:`skelact.locking.lock_beside`) is held from start to finish, so
+a second ``prepare`` of the same OUT fails at once naming the holder (or, with ``wait_for_lock``, as the store
+cache does, waits for it and then finds OUT written). Under that lock, the ``.OUT.partial-*`` folders of a killed
+earlier run are deleted, and a previous store it had set aside (``.OUT.old-*``) is put back or deleted. A full disk
+removes the partial store and raises :class:`~skelact.errors.DiskFullError` naming the path and the space needed;
+an existing OUT is untouched.
 """
 
 from __future__ import annotations
 
 import inspect
 import multiprocessing
+import multiprocessing.pool
 import os
+import shutil
 import signal
 import time
 from collections import deque
@@ -28,10 +41,11 @@ import numpy as np
 
 from skelact.data.sequence import SkeletonSequence
 from skelact.data.sources import open_source, source_class
-from skelact.data.sources.base import Source
+from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source, is_printable, max_frames_option, printable
 from skelact.data.splits import (SplitBuilder, read_split_file, resolve_named_splits, short_names)
 from skelact.data.store import (MANIFEST, FORMAT_NAME, StoreWriter, commit_directory, temporary_sibling)
-from skelact.errors import ConfigError, DataError, SkelactError, StoreError
+from skelact.errors import ConfigError, DataError, SkelactError, StoreError, disk_full_error, is_disk_full
+from skelact.locking import LockedError, WriterLock, lock_beside
 from skelact.skeleton.layout import Layout, get_layout
 
 
@@ -87,11 +101,12 @@ def default_workers() -> int:
 _worker_state: dict[str, Any] = {}
 
 
-def _init_worker(source: Source, num_joints: int, max_persons: int | None, in_process: bool = False) -> None:
+def _init_worker(source: Source, num_joints: int, max_persons: int | None, max_frames: int = DEFAULT_MAX_FRAMES,
+                 in_process: bool = False) -> None:
     if not in_process:
         # Ctrl-C goes to the whole process group; the parent handles it and terminates the pool.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_state.update(source=source, num_joints=num_joints, max_persons=max_persons)
+    _worker_state.update(source=source, num_joints=num_joints, max_persons=max_persons, max_frames=max_frames)
 
 
 def _read_item(item: Any) -> tuple[str, SkeletonSequence | None, str | None]:
@@ -101,6 +116,11 @@ def _read_item(item: Any) -> tuple[str, SkeletonSequence | None, str | None]:
         where = source.describe(item)
     except Exception:  # a describe() bug must not hide the item
         where = str(item)
+    if not is_printable(where):
+        # The name could be read, but not written into samples.jsonl / manifest.json (UTF-8) nor printed: Python
+        # holds the undecodable bytes as surrogates, on which every later encode() fails. Said once, here.
+        what = "file" if not is_printable(os.path.basename(where)) else "folder"
+        return printable(where), None, f"{what} name is not valid UTF-8 (rename the {what})"
     try:
         seq = source.read(item)
         if not isinstance(seq, SkeletonSequence):
@@ -109,11 +129,22 @@ def _read_item(item: Any) -> tuple[str, SkeletonSequence | None, str | None]:
         if cap is not None and seq.keypoints.shape[0] > cap:
             seq.keypoints, seq.scores = seq.keypoints[:cap], seq.scores[:cap]
         seq.validate(source=where, num_joints=_worker_state["num_joints"])
+        max_frames = _worker_state["max_frames"]
+        if seq.num_frames > max_frames:  # the readers refuse this before allocating; this catches any other reader
+            raise DataError(f"{seq.num_frames} frames is more than the cap of {max_frames} (raise it with "
+                            "--max-frames if the data is real)", where, "frames")
+        if not is_printable(seq.name):  # (metadata is checked as the store writes it)
+            raise DataError(f"sample name {printable(seq.name)!r} is not valid UTF-8 text", where, "name")
     except SkelactError as e:
         return where, None, _reason(e, where)
+    except MemoryError:
+        return where, None, _OUT_OF_MEMORY
     except Exception as e:  # noqa: BLE001 - a reader bug on one file must not end a 114k-file run
-        return where, None, f"{type(e).__name__}: {e}"
+        return where, None, printable(f"{type(e).__name__}: {e}")
     return where, seq, None
+
+
+_OUT_OF_MEMORY = "out of memory reading this item (it claims sizes far beyond this machine's memory)"
 
 
 def _reason(error: SkelactError, where: str) -> str:
@@ -127,12 +158,13 @@ def _read_chunk(items: list[Any]) -> list[tuple[str, SkeletonSequence | None, st
     return [_read_item(item) for item in items]
 
 
-def ordered_results(pool: Any, items: list[Any], chunk: int,
-                    window: int) -> Iterator[tuple[str, SkeletonSequence | None, str | None]]:
+def ordered_results(pool: Any, items: list[Any], chunk: int, window: int,
+                    describe: Any = str) -> Iterator[tuple[str, SkeletonSequence | None, str | None]]:
     """``_read_item`` over ``items`` in a worker pool, in order, with at most ``window`` chunks in flight.
 
     ``Pool.imap`` queues every task at once and buffers finished results without limit when the writer falls
-    behind; this sliding window keeps at most ``window * chunk`` records in memory whatever the speeds.
+    behind; this sliding window keeps at most ``window * chunk`` records in memory whatever the speeds. A chunk whose
+    records cannot come back (a worker out of memory while sending them) rejects its items, named by ``describe``.
     """
     starts = iter(range(0, len(items), chunk))
     pending: deque = deque()
@@ -140,14 +172,28 @@ def ordered_results(pool: Any, items: list[Any], chunk: int,
     def submit() -> None:
         start = next(starts, None)
         if start is not None:
-            pending.append(pool.apply_async(_read_chunk, (items[start:start + chunk],)))
+            part = items[start:start + chunk]
+            pending.append((part, pool.apply_async(_read_chunk, (part,))))
 
     for _ in range(window):
         submit()
     while pending:
-        done = pending.popleft().get()
+        part, result = pending.popleft()
+        try:
+            done = result.get()
+        except (MemoryError, multiprocessing.pool.MaybeEncodingError) as e:
+            reason = _OUT_OF_MEMORY if isinstance(e, MemoryError) or "MemoryError" in str(e) else printable(
+                f"the worker could not send this item back ({e})")
+            done = [(printable(_safe_describe(describe, item)), None, reason) for item in part]
         submit()
         yield from done
+
+
+def _safe_describe(describe: Any, item: Any) -> str:
+    try:
+        return str(describe(item))
+    except Exception:  # noqa: BLE001 - only a name for a message
+        return str(item)
 
 
 # -- parent side ---------------------------------------------------------------------------------------------------
@@ -182,7 +228,7 @@ def _resolve_layout(layout: str | PathLike | Layout | None, source: Source) -> L
 def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | None = None,
             overwrite: bool = False, split_file: str | PathLike | None = None, progress: bool = True, *,
             layout: str | PathLike | Layout | None = None, max_persons: int | None = None,
-            **source_options: Any) -> PrepareReport:
+            max_frames: int | None = None, wait_for_lock: bool = False, **source_options: Any) -> PrepareReport:
     """Read every item of a ``fmt`` dataset under ``src`` and write the store directory ``out``.
 
     ``workers``: processes that parse items (default: all cores; 1 parses in this process). ``layout`` overrides
@@ -190,8 +236,13 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
     N persons of each sample (readers order persons most relevant first). Both are also passed to a reader that
     takes an option of the same name (NTU then picks the most active bodies; arrays and pyskl need the layout).
     ``split_file``: a user split (:func:`skelact.data.splits.read_split_file`); an unknown sample name in it is an
-    error. Remaining keyword arguments go to the reader. Returns a :class:`PrepareReport`; raises
-    :class:`SkelactError` subclasses only (and ``KeyboardInterrupt``, after removing the partial store).
+    error. ``max_frames``: samples longer than this are rejected (default
+    :data:`~skelact.data.sources.base.DEFAULT_MAX_FRAMES`; also given to readers that take it, which refuse before
+    allocating). ``wait_for_lock``: when another process is writing OUT, wait for it to finish instead of failing
+    with :class:`~skelact.locking.LockedError` (then OUT usually exists and, without ``overwrite``, this raises
+    the "already exists" :class:`StoreError`). Remaining keyword arguments go to the reader. Returns a
+    :class:`PrepareReport`; raises :class:`SkelactError` subclasses only (and ``KeyboardInterrupt``, after removing
+    the partial store).
     """
     if getattr(source_class(fmt), "kind", "skeleton") == "video":
         # videos without keypoints (video-folder): probed, not parsed, into a keypoint-free store
@@ -203,9 +254,79 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
 
         return prepare_videos(fmt, src, out, workers=workers, overwrite=overwrite, split_file=split_file,
                               progress=progress, **source_options)
-    started = time.perf_counter()
     out = Path(out)
+    if not out.parent.is_dir():
+        raise StoreError("parent directory does not exist", out.parent)
+    try:
+        with acquire_store_lock(out, wait=wait_for_lock):
+            clean_leftovers(out)
+            return _prepare_locked(fmt, src, out, workers, overwrite, split_file, progress, layout, max_persons,
+                                   max_frames, source_options)
+    except SkelactError as error:
+        # a path that is not valid UTF-8 (SRC, OUT) must not turn the one-line message into a UnicodeEncodeError
+        error.path, error.field = (None if v is None else printable(v) for v in (error.path, error.field))
+        error.message = printable(error.message)
+        error.args = (str(error),)
+        raise
+
+
+def acquire_store_lock(out: Path, wait: bool = False, what: str = "store", poll_seconds: float = 0.5,
+                       log: Any = None) -> WriterLock:
+    """The acquired :func:`~skelact.locking.lock_beside` lock of the store ``out``.
+
+    Without ``wait`` a held lock raises :class:`~skelact.locking.LockedError` at once. With it, this polls until
+    the holder is gone (the kernel frees a flock when its process dies, so a dead holder cannot make this wait
+    forever; a live one that hangs can, and the message ``log`` gets names it).
+    """
+    lock = lock_beside(out, what)
+    told = False
+    while True:
+        try:
+            return lock.acquire()
+        except LockedError as e:
+            if not wait:
+                raise
+            if not told and log is not None:
+                log(f"waiting: {e}")
+                told = True
+            time.sleep(poll_seconds)
+
+
+def clean_leftovers(out: Path) -> list[Path]:
+    """Delete what a killed earlier writer of ``out`` left beside it; call only while holding its lock.
+
+    ``.OUT.partial-*``: an unfinished store (removed). ``.OUT.old-*``: a complete previous store set aside by
+    ``--overwrite``; it is put back when OUT is missing (the writer died between its two renames) and removed
+    otherwise. ``.OUT.*.tmp``: an unfinished atomic file write (removed). Returns what was removed.
+    """
+    removed: list[Path] = []
+    prefix = f".{out.name}."
+    try:
+        siblings = sorted(p for p in out.parent.iterdir() if p.name.startswith(prefix))
+    except OSError:
+        return removed
+    for p in siblings:
+        rest = p.name[len(prefix):]
+        if rest.startswith("old-") and not (out.exists() or out.is_symlink()):
+            os.replace(p, out)
+            continue
+        if not (rest.startswith(("partial-", "old-")) or rest.endswith(".tmp")):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | None, overwrite: bool,
+                    split_file: str | PathLike | None, progress: bool, layout: str | PathLike | Layout | None,
+                    max_persons: int | None, max_frames: int | None, source_options: dict[str, Any]
+                    ) -> PrepareReport:
+    started = time.perf_counter()
     _check_out(out, overwrite)
+    max_frames = DEFAULT_MAX_FRAMES if max_frames is None else max_frames_option(max_frames)
     if max_persons is not None and int(max_persons) < 1:
         raise DataError(f"must be at least 1, got {max_persons}", field="max_persons")
     user_splits = read_split_file(split_file) if split_file is not None else None
@@ -216,6 +337,8 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
     if layout is not None and _accepts(reader, "layout"):
         # readers of layout-less formats (arrays, pyskl) need it to check and label the data
         source_options = {**source_options, "layout": layout}
+    if max_frames != DEFAULT_MAX_FRAMES and _accepts(reader, "max_frames"):
+        source_options = {**source_options, "max_frames": max_frames}
     source = open_source(fmt, src, **source_options)
     store_layout = _resolve_layout(layout, source)
     items = list(source.items())
@@ -236,23 +359,25 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
 
     tmp = temporary_sibling(out)
     writer: StoreWriter | None = None
+    processed = 0  # items taken from the workers (bar.n stays 0 when the bar is disabled)
     pool = None
     bar = None
     try:
         writer = StoreWriter(tmp, store_layout)
-        init = (source, store_layout.num_joints, max_persons)
+        init = (source, store_layout.num_joints, max_persons, max_frames)
         if n_workers == 1:
             _init_worker(*init, in_process=True)
             results = map(_read_item, items)
         else:
             pool = multiprocessing.get_context().Pool(n_workers, initializer=_init_worker, initargs=init)
             chunk = max(1, min(32, len(items) // (n_workers * 8)))
-            results = ordered_results(pool, items, chunk, window=4 * n_workers)
+            results = ordered_results(pool, items, chunk, window=4 * n_workers, describe=source.describe)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(items), unit="file", desc=f"prepare {fmt}", disable=not progress, dynamic_ncols=True)
         for where, seq, reason in results:
             bar.update(1)
+            processed += 1
             if seq is not None:
                 try:
                     if class_names is not None and seq.label >= len(class_names):
@@ -261,6 +386,8 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
                     index = writer.add(seq, file=where)
                 except DataError as e:
                     seq, reason = None, _reason(e, where)
+                except MemoryError:
+                    seq, reason = None, _OUT_OF_MEMORY
                 else:
                     total_frames += seq.num_frames
                     _collect_label_name(seq, label_names, warnings)
@@ -293,7 +420,7 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
                                          for k, v in source_options.items()}},
                      rejected=rejected,
                      extra={"split_sources": split_sources,
-                            "options": {"max_persons": max_persons,
+                            "options": {"max_persons": max_persons, "max_frames": max_frames,
                                         "layout_override": None if layout is None else str(
                                             layout.name if isinstance(layout, Layout) else layout)}})
         commit_directory(tmp, out, overwrite=overwrite)
@@ -305,7 +432,10 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
             pool.join()
         if writer is not None:
             writer.abort()
-        if isinstance(error, OSError):  # disk full, no permission: say where, not a traceback
+        if is_disk_full(error):
+            full_file = Path(error.filename).name if getattr(error, "filename", None) else None
+            raise disk_full_error(out, _space_needed(writer, processed, len(items)), full_file) from None
+        if isinstance(error, OSError):  # no permission, ...: say where, not a traceback
             raise StoreError(f"cannot write the store ({error.strerror or error})", error.filename or out) from None
         raise
     return PrepareReport(out=out, format=fmt, source=str(src), num_items=len(items), num_samples=len(writer),
@@ -313,6 +443,13 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
                          rejected=rejected,
                          splits={s: {k: int(v.size) for k, v in sub.items()} for s, sub in splits.items()},
                          warnings=warnings)
+
+
+def _space_needed(writer: StoreWriter | None, done: int, num_items: int) -> int | None:
+    """The whole store's size, extrapolated from what was written for the items done when the disk filled."""
+    if writer is None or not done or not writer.bytes_written:
+        return None
+    return int(writer.bytes_written * max(num_items, done) / done)
 
 
 def _collect_label_name(seq: SkeletonSequence, label_names: dict[int, str], warnings: list[str]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from skelact.data.prepare import PrepareReport, _check_out, default_workers
+from skelact.data.prepare import PrepareReport, _check_out, acquire_store_lock, clean_leftovers, default_workers
 from skelact.data.sources import open_source
 from skelact.data.sources.base import Source
 from skelact.data.sources.video_folder import is_ucf_list
@@ -28,7 +28,6 @@ from skelact.data.splits import read_split_file, resolve_named_splits
 from skelact.data.store import StoreWriter, commit_directory, temporary_sibling
 from skelact.data.video_sample import VideoSample
 from skelact.errors import ConfigError, DataError, SkelactError, StoreError, disk_full_error, is_disk_full
-from skelact.locking import lock_beside
 
 _worker_source: dict[str, Source] = {}
 
@@ -95,7 +94,8 @@ def prepare_videos(fmt: str, src: str | PathLike, out: str | PathLike, workers: 
     total_frames = 0
     tmp = temporary_sibling(out)
     writer: StoreWriter | None = None
-    with lock_beside(out, "store"):
+    with acquire_store_lock(out):
+        clean_leftovers(out)  # what a killed earlier writer left beside OUT (safe: the lock is ours)
         try:
             from tqdm.auto import tqdm
 

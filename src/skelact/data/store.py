@@ -138,7 +138,10 @@ class _NpyAppender:
         self._file.close()
 
     def abort(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()  # flushes its buffer, which fails again on a full disk
+        except OSError:
+            pass
 
 
 def _json_default(value: Any) -> Any:
@@ -150,6 +153,18 @@ def _json_default(value: Any) -> Any:
         return str(value)
     return str(value)
 
+
+
+def _sample_line(record: dict[str, Any], src: str) -> str:
+    """The ``samples.jsonl`` line of ``record``; a :class:`DataError` naming the field when a name, file or
+    metadata value cannot be written as UTF-8 (a file name that is not valid UTF-8, a JSON ``"\\udcff"`` escape)."""
+    line = json.dumps(record, default=_json_default, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        bad = next((k for k in ("name", "file") if _printable(record.get(k) or "") != (record.get(k) or "")), "meta")
+        raise DataError("not valid UTF-8 text", _printable(src), bad) from None
+    return line
 
 class StoreWriter:
     """Writes a store directory one sample at a time (bounded memory). Usually driven by :func:`prepare`.
@@ -180,6 +195,7 @@ class StoreWriter:
         self._labels = array("i")
         self._name_to_index: dict[str, int] = {}
         self._rows = 0
+        self._bytes = 0
         self._closed = False
 
     def __len__(self) -> int:
@@ -193,6 +209,11 @@ class StoreWriter:
     def labels(self) -> np.ndarray:
         """Labels written so far (a copy: the buffer keeps growing)."""
         return np.frombuffer(self._labels, dtype=np.int32).copy()
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of sample data appended so far (keypoints, scores and sample lines)."""
+        return self._bytes
 
     def add(self, seq: SkeletonSequence, file: str | None = None, video: VideoRef | None = None) -> int:
         """Append one sample (and the video its keypoints were found in, frame by frame); returns its index."""
@@ -226,7 +247,7 @@ class StoreWriter:
         record = {"name": seq.name, "file": file, "meta": seq.meta}
         if video is not None:
             record["video"] = video.to_dict()
-        line = json.dumps(record, default=_json_default, ensure_ascii=False)
+        line = _sample_line(record, src)
         assert self._keypoints is not None and self._scores is not None
         self._keypoints.append(np.asarray(seq.keypoints).reshape(m * t, v, c))
         self._scores.append(scores)
@@ -239,6 +260,7 @@ class StoreWriter:
         self._name_to_index[seq.name] = index
         self._rows += m * t
         self._videos += video is not None
+        self._bytes += m * t * v * (c * _KEYPOINT_DTYPE.itemsize + _SCORE_DTYPE.itemsize) + len(line) + 1
         return index
 
     def add_video(self, sample: VideoSample, file: str | None = None) -> int:
@@ -252,8 +274,10 @@ class StoreWriter:
                             f"{self._name_to_index[sample.name]})", src, "name")
         if not isinstance(sample.label, (int, np.integer)) or sample.label < -1:
             raise DataError(f"expected a class index >= 0 (or -1 for unknown), got {sample.label!r}", src, "label")
-        record = {"name": sample.name, "file": file, "meta": sample.meta, "video": sample.video.to_dict()}
-        self._samples.write(json.dumps(record, default=_json_default, ensure_ascii=False) + "\n")
+        line = _sample_line({"name": sample.name, "file": file, "meta": sample.meta,
+                             "video": sample.video.to_dict()}, src)
+        self._samples.write(line + "\n")
+        self._bytes += len(line) + 1
         index = len(self._offsets)
         self._offsets.append(0)
         self._persons.append(0)
@@ -322,6 +346,7 @@ class StoreWriter:
             **dict(extra or {}),
             "files": files,
         }
+        manifest = _printable_tree(manifest)  # e.g. a source path that is not valid UTF-8
         _write_json(self.directory / MANIFEST, manifest)
         self._closed = True
         return manifest
@@ -331,8 +356,28 @@ class StoreWriter:
         for f in (self._keypoints, self._scores):
             if f is not None:
                 f.abort()
-        self._samples.close()
+        try:
+            self._samples.close()  # flushing the buffer fails again on a full disk; the folder goes anyway
+        except OSError:
+            pass
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _printable(text: Any) -> str:
+    from skelact.data.sources.base import printable
+
+    return printable(text)
+
+
+def _printable_tree(obj: Any) -> Any:
+    """``obj`` (JSON-ready dicts, lists, strings) with every string made writable as UTF-8."""
+    if isinstance(obj, str):
+        return _printable(obj)
+    if isinstance(obj, dict):
+        return {_printable_tree(k): _printable_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_printable_tree(v) for v in obj]
+    return obj
 
 
 def _write_json(path: Path, obj: Any) -> None:

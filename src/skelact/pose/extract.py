@@ -14,12 +14,20 @@ first. The work folder is removed once the store is complete (``keep_work=True``
 
 Bad input. A file that is not a video, a zero-length video, a video that cannot be decoded or one in which nobody
 was found is reported with a one-line reason and skipped; the store lists them under ``rejected`` in its manifest.
-Only when every video fails is nothing written, and the first reason raised. Folder scans take the file endings in
+Only when every video fails is nothing written, and the first reason raised.
+
+One writer per output. The whole run holds the lock ``.<OUT_STORE's name>.lock`` beside the store (the same one
+``skelact prepare`` takes, :func:`skelact.data.prepare.acquire_store_lock`), so a second extraction (or prepare)
+into the same OUT_STORE exits at once naming the holder, and the two never share a work folder. Under the lock the
+leftovers of a killed run are removed first: ``.OUT_STORE.partial-*`` store folders and the per-video cache's
+half-written ``*.partial-*`` files. A full disk (while caching a video or writing the store) removes the partial
+store and raises :class:`~skelact.errors.DiskFullError` naming the path and the space needed; finished videos stay
+in the work folder, so the same command resumes once space is freed. Folder scans take the file endings in
 :data:`skelact.video.names.VIDEO_SUFFIXES`; a file named explicitly is always tried.
 
 A video store (``skelact prepare video-folder``) as the one input gives a store with keypoints out, keeping the
 input's labels, class names and splits, each sample aligned frame by frame with its video
-(:mod:`skelact.pose.extract_store`).
+(:mod:`skelact.pose.extract_store`); it runs under the same lock.
 
 Labels (optional). ``labels_csv``: a CSV with columns ``name`` and ``label``; ``name`` is a video's sample name
 (its path under the input folder without the ending, e.g. ``jump/clip01``), its file name or its stem; ``label`` is
@@ -49,10 +57,10 @@ from typing import Any
 
 import numpy as np
 
-from skelact.data.prepare import _check_out, default_workers
+from skelact.data.prepare import _check_out, acquire_store_lock, clean_leftovers, default_workers
 from skelact.data.sequence import SkeletonSequence
 from skelact.data.store import MANIFEST, StoreWriter, commit_directory, temporary_sibling
-from skelact.errors import ConfigError, DataError, SkelactError, StoreError
+from skelact.errors import ConfigError, DataError, SkelactError, StoreError, disk_full_error, is_disk_full
 from skelact.pose.base import ESTIMATORS, PoseEstimator, create_estimator
 from skelact.pose.mapping import get_mapping
 from skelact.video.names import VIDEO_SUFFIXES
@@ -276,16 +284,30 @@ def _cache_key(item: VideoItem, settings: Mapping[str, Any]) -> str:
 
 def _save_result(cache: Path, seq: SkeletonSequence) -> None:
     tmp = cache.with_name(f"{cache.name}.partial-{os.getpid()}.npz")
-    np.savez(tmp, keypoints=seq.keypoints, scores=seq.scores,
-             meta=np.array(json.dumps(seq.meta, default=_plain_json)))
-    os.replace(tmp, cache)
+    try:
+        np.savez(tmp, keypoints=seq.keypoints, scores=seq.scores,
+                 meta=np.array(json.dumps(seq.meta, default=_plain_json)))
+        os.replace(tmp, cache)
+    except BaseException:  # a full disk: the half file must not keep the space
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _save_rejection(cache: Path, reason: str) -> None:
     target = _rejection_file(cache)
     tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    tmp.write_text(json.dumps({"reason": reason}), encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(json.dumps({"reason": reason}), encoding="utf-8")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _clean_cache_leftovers(cache_dir: Path) -> None:
+    """Remove the half-written cache files of a killed run (call only while holding the output's lock)."""
+    for p in cache_dir.glob("*.partial-*"):
+        p.unlink(missing_ok=True)
 
 
 def _rejection_file(cache: Path) -> Path:
@@ -360,6 +382,8 @@ def _process(task: tuple[int, str, str]) -> tuple[int, str, int, str | None, flo
                                 threads=job["threads"])
     except SkelactError as e:
         reason = _reason(e, path)
+    except MemoryError:
+        reason = "out of memory extracting this video (frames too large, or too many for this machine's memory)"
     except Exception as e:  # noqa: BLE001 - one broken video must not end a run over thousands
         reason = f"{type(e).__name__}: {e}"
     else:
@@ -404,19 +428,39 @@ def extract_poses(inputs: "str | PathLike | Sequence[str | PathLike]", out_store
     processes, each extracting whole videos (default: all cores, at most one per video). ``max_side``: frames are
     scaled down to this longer side before estimation (keypoints stay in full-size pixels); ``None`` keeps the full
     size. ``mirrored``: the videos are mirror images (NTU RGB+D's are). Returns an :class:`ExtractReport`; raises
-    :class:`SkelactError` subclasses only (and ``KeyboardInterrupt``, after which the same call resumes).
+    :class:`SkelactError` subclasses only (:class:`~skelact.locking.LockedError` when another process writes the
+    same output; ``KeyboardInterrupt``, after which the same call resumes).
     """
     from skelact.pose.extract_store import extract_poses_from_store, video_store_input
 
-    store_in = video_store_input(inputs)
-    if store_in is not None:  # a store of videos in, the same store with keypoints out
-        if labels_csv is not None or labels_from_folders or classes is not None:
-            raise ConfigError("a video store brings its own labels; --labels and --labels-from-folders apply to "
-                              "video files and folders", field="labels")
-        return extract_poses_from_store(store_in, out_store, estimator=estimator, layout=layout, workers=workers,
-                                        resume=resume, overwrite=overwrite, max_persons=max_persons,
-                                        criterion=criterion, max_side=max_side, mirrored=mirrored,
-                                        estimator_options=estimator_options, progress=progress, keep_work=keep_work)
+    out = Path(out_store)
+    if not out.parent.is_dir():
+        raise StoreError("parent directory does not exist", out.parent)
+    with acquire_store_lock(out, what="pose-extraction output"):
+        clean_leftovers(out)
+        store_in = video_store_input(inputs)
+        if store_in is not None:  # a store of videos in, the same store with keypoints out
+            if labels_csv is not None or labels_from_folders or classes is not None:
+                raise ConfigError("a video store brings its own labels; --labels and --labels-from-folders apply to "
+                                  "video files and folders", field="labels")
+            return extract_poses_from_store(store_in, out, estimator=estimator, layout=layout, workers=workers,
+                                            resume=resume, overwrite=overwrite, max_persons=max_persons,
+                                            criterion=criterion, max_side=max_side, mirrored=mirrored,
+                                            estimator_options=estimator_options, progress=progress,
+                                            keep_work=keep_work)
+        return _extract_poses_locked(
+            inputs, out, estimator, layout, labels_csv, labels_from_folders, workers, resume, overwrite=overwrite,
+            classes=classes, max_persons=max_persons, criterion=criterion, max_side=max_side, mirrored=mirrored,
+            estimator_options=estimator_options, progress=progress, keep_work=keep_work)
+
+
+def _extract_poses_locked(inputs: "str | PathLike | Sequence[str | PathLike]", out_store: str | PathLike,
+                          estimator: "str | PoseEstimator", layout: "str | PathLike | Layout",
+                          labels_csv: str | PathLike | None, labels_from_folders: bool, workers: int | None,
+                          resume: bool, *, overwrite: bool, classes: Sequence[str] | None, max_persons: int,
+                          criterion: str, max_side: int | None, mirrored: bool,
+                          estimator_options: Mapping[str, Any] | None, progress: bool,
+                          keep_work: bool) -> ExtractReport:
     started = time.perf_counter()
     out = Path(out_store)
     _check_out(out, overwrite)
@@ -458,7 +502,10 @@ def extract_poses(inputs: "str | PathLike | Sequence[str | PathLike]", out_store
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
+        if is_disk_full(e):
+            raise disk_full_error(work) from None
         raise StoreError(f"cannot create the work folder ({e.strerror or e})", work) from None
+    _clean_cache_leftovers(cache_dir)
     caches = [cache_dir / f"{_cache_key(v, settings)}.npz" for v in videos]
     outcome: dict[int, tuple[str, str | None]] = {}
     for i, cache in enumerate(caches):
@@ -540,6 +587,11 @@ def extract_poses(inputs: "str | PathLike | Sequence[str | PathLike]", out_store
             pool.join()
         if writer is not None:
             writer.abort()
+        if is_disk_full(error):
+            full_file = Path(error.filename).name if getattr(error, "filename", None) else None
+            finished = sum(c.stat().st_size for c in caches if c.is_file())
+            # the store needs about what the finished videos' cache files hold
+            raise disk_full_error(out, finished or None, full_file) from None
         if isinstance(error, OSError):
             raise StoreError(f"cannot write ({error.strerror or error})", error.filename or out) from None
         raise

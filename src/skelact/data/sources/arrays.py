@@ -35,6 +35,11 @@ User splits, exposed by :meth:`ArraySource.splits_from_file` as ``{split: {subse
 split each, called ``<name>``; an empty cell leaves the sample out), or the option ``split_file`` naming a CSV
 ``name,split,subset`` or a JSON ``{split: {subset: [names]}}`` (see :func:`skelact.data.splits.read_split_file`);
 ``split_file`` replaces the columns.
+
+Hostile input: a CSV row whose ``<name>.npy`` is missing is one rejected sample (``skelact prepare`` goes on); a
+per-sample ``.npy`` is opened by its header first (:func:`numpy.lib.format.read_array_header_1_0`), and one that
+claims more frames than ``max_frames`` (default :data:`~skelact.data.sources.base.DEFAULT_MAX_FRAMES`) or more
+bytes than the file holds is refused before anything is allocated.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from skelact.data.sequence import SkeletonSequence
-from skelact.data.sources.base import Source
+from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source, check_frame_count, max_frames_option
 from skelact.errors import DataError, LayoutError
 from skelact.skeleton.layout import Layout, available_layouts, get_layout
 
@@ -103,7 +108,7 @@ class ArraySource(Source):
 
     Options: ``layout`` (required), ``labels`` (default ``labels.csv``), ``classes`` (a file name or a list;
     default ``classes.txt`` when present), ``split_file``, ``data`` (default ``data.npy``), ``scores`` (default
-    ``scores.npy``).
+    ``scores.npy``), ``max_frames`` (longer samples are refused).
     """
 
     format = "arrays"
@@ -111,8 +116,10 @@ class ArraySource(Source):
     def __init__(self, root: str | PathLike, layout: str | PathLike | Layout | None = None,
                  labels: str = "labels.csv", classes: str | list[str] | None = None,
                  split_file: str | PathLike | None = None,
-                 data: str = "data.npy", scores: str = "scores.npy", **options: Any):
+                 data: str = "data.npy", scores: str = "scores.npy", max_frames: int = DEFAULT_MAX_FRAMES,
+                 **options: Any):
         super().__init__(root, **options)
+        self.max_frames = max_frames_option(max_frames)
         if layout is None:
             raise LayoutError("the arrays format needs a layout: give --layout with a built-in name "
                               f"({', '.join(available_layouts())}) or the path of a layout YAML file", self.root,
@@ -160,12 +167,8 @@ class ArraySource(Source):
         index = _Index(rows=rows, by_name=by_name, labels=labels, classes=classes, stacked=self.data_path.is_file())
         if index.stacked:
             self._check_stack(index)
-        else:
-            for row in rows:
-                if not self._sample_path(row.name).is_file():
-                    raise DataError(f"unknown name {row.name!r}: no array file {self._sample_path(row.name).name} "
-                                    f"(and no stacked {self.data_path.name})", self.labels_path,
-                                    f"line {row.line}, column name")
+        # per-sample files: a row whose file is missing is that one sample's problem (read() says so), not the
+        # whole folder's
         return index
 
     def _read_csv(self) -> list[_Row]:
@@ -331,6 +334,9 @@ class ArraySource(Source):
             keypoints, scores = self._read_stacked(i, row, index)
             source = f"{self.data_path}[{i}]"
         else:
+            if not self._sample_path(row.name).is_file():
+                raise DataError(f"no such file (named by line {row.line} of {self.labels_path.name}; no stacked "
+                                f"{self.data_path.name} either)", self._sample_path(row.name), "name")
             keypoints, scores = self._read_file(row.name)
             source = str(self._sample_path(row.name))
         meta = dict(row.meta)
@@ -343,6 +349,9 @@ class ArraySource(Source):
 
     def _read_file(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         path = self._sample_path(name)
+        shape = _checked_header(path, self.max_frames, frame_axis=-3)
+        if len(shape) not in (3, 4):
+            raise DataError(f"expected [T, V, C] or [M, T, V, C], got shape {shape}", path)
         keypoints = _load(path, mmap=False)
         if keypoints.ndim == 3:
             keypoints = keypoints[None]
@@ -352,6 +361,7 @@ class ArraySource(Source):
         score_path = self.root / f"{name}.scores.npy"
         if not score_path.is_file():
             return keypoints, presence_scores(keypoints)
+        _checked_header(score_path, self.max_frames, frame_axis=-2)
         scores = _load(score_path, mmap=False)
         if scores.ndim == 2:
             scores = scores[None]
@@ -361,6 +371,7 @@ class ArraySource(Source):
         return keypoints, scores
 
     def _read_stacked(self, i: int, row: _Row, index: _Index) -> tuple[np.ndarray, np.ndarray]:
+        check_frame_count(int(self._open_stack().shape[-3]), self.max_frames, f"{self.data_path}[{i}]", "frames")
         keypoints = np.array(self._open_stack()[i], dtype=np.float32)
         scores = np.array(self._open_stack_scores()[i], dtype=np.float32) if index.has_stack_scores else None
         if keypoints.ndim == 3:
@@ -408,6 +419,33 @@ def _convert(value: str) -> Any:
     if _FLOAT.match(value):
         return float(value)
     return value
+
+
+def _checked_header(path: Path, max_frames: int, frame_axis: int) -> tuple[int, ...]:
+    """The shape in an .npy header, refused when its frame axis exceeds ``max_frames`` or the data it claims is
+    larger than the file: read before loading, so a 100-byte file claiming 10^9 frames allocates nothing."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+    except FileNotFoundError:
+        raise DataError("no such file", path) from None
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"not a readable .npy array ({e})", path) from None
+    shape = tuple(int(n) for n in shape)
+    if len(shape) >= -frame_axis:
+        check_frame_count(shape[frame_axis], max_frames, path, "shape")
+    if not dtype.hasobject:  # object arrays are refused by the loader (allow_pickle=False)
+        claimed = offset + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        size = path.stat().st_size
+        if claimed > size:
+            raise DataError(f"header claims shape {shape} of {dtype} ({claimed} bytes) but the file holds only "
+                            f"{size} bytes (truncated or corrupt)", path, "shape")
+    return shape
 
 
 def _load(path: Path, mmap: bool) -> np.ndarray:

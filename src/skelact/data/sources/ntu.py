@@ -88,7 +88,7 @@ import numpy as np
 from skelact.data.class_names import NTU60_CLASS_NAMES, NTU120_CLASS_NAMES
 from skelact.data.safe_pickle import load_npy
 from skelact.data.sequence import SkeletonSequence
-from skelact.data.sources.base import Source
+from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source, check_frame_count, max_frames_option
 from skelact.errors import ConfigError, DataError
 
 NUM_JOINTS = 25
@@ -224,13 +224,27 @@ def parse_skeleton_text(data: bytes, source: str | PathLike = "<bytes>") -> Skel
     return records
 
 
-def read_skeleton_file(path: str | PathLike) -> SkeletonRecords:
-    """Read and parse one ``.skeleton`` file."""
+def read_skeleton_file(path: str | PathLike, max_frames: int = DEFAULT_MAX_FRAMES) -> SkeletonRecords:
+    """Read and parse one ``.skeleton`` file (refusing an absurd frame count first, :func:`check_declared_frames`)."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise DataError(f"cannot read file ({e.strerror or e})", path) from None
+    check_declared_frames(data, path, max_frames)
     return parse_skeleton_text(data, path)
+
+
+def check_declared_frames(data: bytes, source: str | PathLike, max_frames: int = DEFAULT_MAX_FRAMES) -> None:
+    """Refuse a frame count (first line) above ``max_frames`` or above the lines the file has, before parsing."""
+    first = data[:32].split(b"\n", 1)[0].strip()
+    if not first.isdigit():
+        return  # not a count: the parsers say what is wrong, with the line
+    declared = int(first)
+    check_frame_count(declared, max_frames, source, "frame count")
+    lines = data.count(b"\n") + 1
+    if declared > lines:
+        raise DataError(f"declares {declared} frames but the file has only {lines} lines (at least one per frame)",
+                        source, "frame count")
 
 
 #: characters of a well-formed file; anything else sends the file to the line-by-line reader
@@ -668,7 +682,9 @@ class NTUSkeletonSource(_NTUNaming, Source):
     disabled), ``variant`` (``"auto"``, ``"ntu60"``, ``"ntu120"``: which class list and standard splits apply;
     ``auto`` picks NTU-120 when any sample has an action above 60). ``root`` may also be a single file.
     ``meta``: ``setup``, ``camera``, ``subject``, ``repetition``, ``action`` (from the name SsssCcccPpppRrrrAaaa) and
-    ``raw_frames`` (the file's frame count, before frames without an actor are dropped).
+    ``raw_frames`` (the file's frame count, before frames without an actor are dropped). ``max_frames`` (default
+    :data:`~skelact.data.sources.base.DEFAULT_MAX_FRAMES`): a file whose frame count exceeds it, or exceeds the lines
+    the file has (every frame takes at least one), is refused before it is parsed.
     """
 
     format = "ntu"
@@ -676,9 +692,10 @@ class NTUSkeletonSource(_NTUNaming, Source):
     suffix = ".skeleton"
 
     def __init__(self, root: str | PathLike, denoise: bool = True, max_persons: int = 2, motion_filter: bool = False,
-                 variant: str = "auto", **options: Any):
+                 variant: str = "auto", max_frames: int = DEFAULT_MAX_FRAMES, **options: Any):
         super().__init__(root, denoise=denoise, max_persons=max_persons, motion_filter=motion_filter,
                          variant=variant, **options)
+        self.max_frames = max_frames_option(max_frames)
         self.denoise = bool(denoise)
         self.max_persons = _positive_int(max_persons, "max_persons")
         if self.denoise and self.max_persons > 2:
@@ -690,7 +707,7 @@ class NTUSkeletonSource(_NTUNaming, Source):
     def read(self, item: str | PathLike) -> SkeletonSequence:
         path = Path(item)
         name, label, meta = self._label_and_meta(path)
-        records = read_skeleton_file(path)
+        records = read_skeleton_file(path, self.max_frames)
         keypoints, scores = select_actors(records, path, self.denoise, self.max_persons, self.motion_filter)
         meta["raw_frames"] = records.num_frames
         seq = SkeletonSequence(keypoints=keypoints, scores=scores, label=label, name=name, layout=self.layout,

@@ -25,7 +25,7 @@ import numpy as np
 
 from skelact.data.class_names import NW_UCLA_CLASS_NAMES
 from skelact.data.sequence import SkeletonSequence
-from skelact.data.sources.base import Source
+from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source, check_frame_count, max_frames_option
 from skelact.errors import DataError
 
 NUM_JOINTS = 20
@@ -52,14 +52,16 @@ class NWUCLASource(Source):
     """CTR-GCN's NW-UCLA ``all_sqe`` JSON files.
 
     ``root`` is the folder holding ``all_sqe/``, ``all_sqe/`` itself, or a single ``.json`` sample. Items are the
-    ``*.json`` files of that folder, sorted by name.
+    ``*.json`` files of that folder, sorted by name. Option ``max_frames`` (default
+    :data:`~skelact.data.sources.base.DEFAULT_MAX_FRAMES`): a longer sample is refused.
     """
 
     format = "nw-ucla"
     layout = "nw_ucla20"
 
-    def __init__(self, root: str | PathLike, **options: Any):
+    def __init__(self, root: str | PathLike, max_frames: int = DEFAULT_MAX_FRAMES, **options: Any):
         super().__init__(root, **options)
+        self.max_frames = max_frames_option(max_frames)
 
     def _folder(self) -> Path:
         nested = self.root / "all_sqe"
@@ -95,7 +97,7 @@ class NWUCLASource(Source):
         if doc["file_name"] != path.stem:
             raise DataError(f"says it holds sample {doc['file_name']!r}, but the file is named {path.stem!r}",
                             path, "file_name")
-        skeletons = _skeletons(doc["skeletons"], path)
+        skeletons = _skeletons(doc["skeletons"], path, self.max_frames)
         label = _label(doc["label"], meta["action"], path)
         seq = SkeletonSequence(keypoints=skeletons[None], scores=np.ones(skeletons.shape[:2], dtype=np.float32)[None],
                                label=label, name=path.stem, layout=self.layout, meta=meta)
@@ -119,11 +121,12 @@ def _load_json(path: Path) -> dict:
     return doc
 
 
-def _skeletons(value: Any, path: Path) -> np.ndarray:
+def _skeletons(value: Any, path: Path, max_frames: int = DEFAULT_MAX_FRAMES) -> np.ndarray:
     expected = f"a list of frames, each {NUM_JOINTS} joints of [x, y, z]"
     if not isinstance(value, list) or not value:
         raise DataError(f"expected {expected}, got {'no frames' if value == [] else type(value).__name__}",
                         path, "skeletons")
+    check_frame_count(len(value), max_frames, path, "skeletons")
     try:
         arr = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError):

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from skelact.data.sequence import SkeletonSequence
-from skelact.data.sources.base import Source
+from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source, check_frame_count, max_frames_option
 from skelact.errors import ConfigError, DataError
 
 #: OpenPose's 18-joint body model (COCO order plus neck), the layout of every Kinetics-skeleton file
@@ -54,15 +54,18 @@ class OpenPoseJSONSource(Source):
 
     Options: ``label_file`` (path to ``kinetics_*_label.json``, absolute or relative to ``root``),
     ``max_persons`` (default 2, ST-GCN's ``num_person_out``), ``max_candidates`` (default 5, ST-GCN's
-    ``num_person_in``). ``root`` may also be a single ``.json`` file.
+    ``num_person_in``), ``max_frames`` (default :data:`~skelact.data.sources.base.DEFAULT_MAX_FRAMES`: a clip whose
+    frame indices span more is refused before its arrays are allocated, as is one spanning over 100 times the
+    frames it lists). ``root`` may also be a single ``.json`` file.
     """
 
     format = "openpose-json"
     layout = "openpose18"
 
     def __init__(self, root: str | PathLike, label_file: str | PathLike | None = None, max_persons: int = 2,
-                 max_candidates: int = 5, **options: Any):
+                 max_candidates: int = 5, max_frames: int = DEFAULT_MAX_FRAMES, **options: Any):
         super().__init__(root, **options)
+        self.max_frames = max_frames_option(max_frames)
         self.max_persons = _positive_int(max_persons, "max_persons")
         self.max_candidates = _positive_int(max_candidates, "max_candidates")
         if self.max_candidates < self.max_persons:
@@ -173,7 +176,8 @@ class OpenPoseJSONSource(Source):
             raise DataError(f"no skeleton in any of the {len(candidates)} frame(s)", path, "data")
         num_persons = min(most, self.max_persons)
         first = min(indices)
-        num_frames = max(indices) - first + 1
+        num_frames = check_frame_count(max(indices) - first + 1, self.max_frames, path, "data.frame_index",
+                                       present=len(indices))
         keypoints = np.zeros((num_persons, num_frames, NUM_JOINTS, 2), dtype=np.float32)
         scores = np.zeros((num_persons, num_frames, NUM_JOINTS), dtype=np.float32)
         for index, people in zip(indices, candidates):

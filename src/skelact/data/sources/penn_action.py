@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from skelact.data.sequence import SkeletonSequence
-from skelact.data.sources.base import Source
+from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source, check_frame_count, max_frames_option
 from skelact.errors import DataError
 
 #: the 15 Penn Action classes, sorted; a label is the index into this list
@@ -38,15 +38,20 @@ _REQUIRED = ("action", "pose", "x", "y", "visibility", "dimensions", "nframes", 
 
 
 class PennActionSource(Source):
-    """Penn Action labels; ``root`` is the folder holding ``labels/`` or the ``labels`` folder itself."""
+    """Penn Action labels; ``root`` is the folder holding ``labels/`` or the ``labels`` folder itself.
+
+    Option ``max_frames`` (default :data:`~skelact.data.sources.base.DEFAULT_MAX_FRAMES`): a file whose arrays
+    declare more frames is refused from its headers (``scipy.io.whosmat``), before anything is loaded.
+    """
 
     format = "penn-action"
     layout = "penn13"
     #: 2: unannotated joints (invisible, at Penn's top-left corner) are stored as exactly (0, 0)
     reader_version = 2
 
-    def __init__(self, root: str | PathLike, **options: Any):
+    def __init__(self, root: str | PathLike, max_frames: int = DEFAULT_MAX_FRAMES, **options: Any):
         super().__init__(root, **options)
+        self.max_frames = max_frames_option(max_frames)
         nested = self.root / "labels"
         self.label_dir = nested if nested.is_dir() else self.root
 
@@ -68,6 +73,19 @@ class PennActionSource(Source):
         import scipy.io
 
         path = Path(item)
+        try:
+            declared = scipy.io.whosmat(str(path))
+        except FileNotFoundError:
+            raise DataError("no such file", path) from None
+        except Exception as e:  # scipy raises ValueError, TypeError, MatReadError, ... for foreign bytes
+            raise DataError(f"not a readable MATLAB .mat file ({type(e).__name__}: {e})", path) from None
+        for name, shape, _ in declared:
+            # every per-frame table is nframes x 13 (or x 4); a larger array can only be a corrupt header
+            if name in ("x", "y", "visibility", "bbox"):
+                check_frame_count(int(shape[0]) if shape else 0, self.max_frames, path, name)
+            elif int(np.prod(shape, dtype=np.float64)) > self.max_frames * NUM_JOINTS:
+                raise DataError(f"declares shape {tuple(shape)}, far larger than a Penn Action label file holds",
+                                path, name)
         try:
             mat = scipy.io.loadmat(str(path), squeeze_me=True)
         except FileNotFoundError:
