@@ -4,6 +4,7 @@ process, and after its holder was killed."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,7 +74,9 @@ def test_disk_full_error_names_path_and_sizes(tmp_path):
     assert is_disk_full(error) and not is_disk_full(OSError(13, "Permission denied"))
     message = str(disk_full_error(tmp_path / "missing" / "file.npy", needed_bytes=12_500_000))
     assert isinstance(disk_full_error(tmp_path), DiskFullError)
-    assert "file.npy" in message and "12.5 MB needed" in message and "MB free" in message
+    assert "file.npy" in message and "12.5 MB needed" in message and re.search(r"[0-9.]+ (bytes|KB|MB|GB) free", message)
+    assert "about 640 bytes needed" in str(disk_full_error(tmp_path, needed_bytes=640))
+    assert "about 2.5 KB needed" in str(disk_full_error(tmp_path, needed_bytes=2_500))
 
 
 def test_cli_broken_pipe_is_quiet_and_a_full_disk_is_one_line(monkeypatch, capsys):

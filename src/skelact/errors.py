@@ -54,7 +54,11 @@ def is_disk_full(error: BaseException) -> bool:
 
 
 def _megabytes(n: float) -> str:
-    return f"{n / 1e6:.1f} MB"
+    """Bytes in the unit a person reads at a glance (a small store must not read "0.0 MB")."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
 
 
 def disk_full_error(path: str | PathLike, needed_bytes: int | None = None, field: str | None = None) -> DiskFullError:
