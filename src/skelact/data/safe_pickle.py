@@ -189,7 +189,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opcod
         if func is np.ndarray:
             raise self._refuse("the pickle calls numpy.ndarray directly, which allocates any shape it is given "
                                "(numpy pickles arrays through _reconstruct)")
-        if func in (bytes, bytearray) and args and hasattr(args[0], "__index__"):
+        if (func is bytes or func is bytearray) and args and hasattr(args[0], "__index__"):
             raise self._refuse(f"the pickle asks for {func.__name__}({args[0]!r}), a buffer of that many zero bytes "
                                "(pickles hold bytes themselves, never their count)")
         if func is _RECONSTRUCT:
