@@ -59,11 +59,13 @@ def bench_decode(clips: list[Path]) -> dict[str, dict[str, float]]:
 
 def kinect_agreement(keypoints: np.ndarray) -> dict[str, float]:
     """Median normalised shape error and right-wrist y correlation of ntu25 keypoints vs NTU A001's Kinect."""
+    from skelact.data.safe_pickle import load_npy
     from skelact.skeleton.layout import get_layout
 
     ntu = get_layout("ntu25")
-    k = np.load(data_root() / "ntu_rgbd_samples" / "npy" / "S001C001P001R001A001.skeleton.npy",
-                allow_pickle=True).item()["skel_body0"]
+    # NTU's txt2npy dict, through the restricted unpickler as the readers load it (np.load(allow_pickle=True) runs
+    # whatever a pickle names)
+    k = load_npy(data_root() / "ntu_rgbd_samples" / "npy" / "S001C001P001R001A001.skeleton.npy").item()["skel_body0"]
     theirs = np.stack([k[..., 0], -k[..., 1]], axis=-1)
 
     def shape(p: np.ndarray) -> np.ndarray:

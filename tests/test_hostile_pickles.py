@@ -7,15 +7,25 @@ sample, NTU's txt2npy ``.skeleton.npy`` files, one of them written by numpy 2) m
 loaders read them, and ``--trust-pickle`` must read a trusted file the restricted loader refuses. Checkpoints: a
 source scan keeps every ``torch.load`` at ``weights_only=True`` and every data unpickling in the safe module, and a
 crafted checkpoint is refused by ``test``, ``predict``, ``export`` and ``train --resume`` without running its code.
+
+Absurd sizes (issue 26, item 4): an ``.npy`` header claiming 300 GB in a 228-byte file, tiny pickles claiming
+gigabyte arrays or buffers, object arrays whose element list is shorter than their shape (numpy 1.26 reads past
+it) and pyskl annotations claiming 10^9 frames beside 20 are refused in one line or as a rejected item; the
+commands run in a child process whose address space is capped, so an allocation attempt fails loudly.
 """
 
 from __future__ import annotations
 
 import ast
 import datetime
+import json
 import os
 import pickle
+import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +33,7 @@ import pytest
 
 from skelact.cli import main
 from skelact.data.safe_pickle import UnsafePickleError, load_npy, load_pickle, restricted_loads
+from skelact.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "skelact"
@@ -390,3 +401,292 @@ def test_crafted_checkpoint_is_refused_by_every_command(hostile_run, tmp_path, c
         assert "checkpoints" in line and "unreadable checkpoint" in line, argv
         assert not marker.exists(), argv
     assert not (tmp_path / "m.onnx").exists()
+
+
+# ---------------------------------------------------------------------- absurd sizes (issue 26, item 4)
+
+#: run ``skelact`` (or, with ``--load``, load_pickle on each file) in a child process whose address space is capped
+#: at what it has mapped after its imports plus 1 GiB: an attempt to allocate what a file claims fails loudly there
+#: (and a numpy crash kills only the child) instead of quietly succeeding on an overcommitting machine
+CAPPED_CHILD = r"""
+import json, re, resource, sys
+import numpy
+from skelact.cli import main
+from skelact.data.safe_pickle import load_pickle
+from skelact.errors import SkelactError
+if sys.argv[1] == "predict":
+    import torch, skelact.engine.predict  # noqa: F401 - mapped before the cap, as a real run has them
+mapped = int(re.search(r"VmSize:\s+(\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (mapped + (1 << 30), mapped + (1 << 30)))
+if sys.argv[1] == "--load":
+    out = {}
+    for path in sys.argv[2:]:
+        try:
+            out[path] = "loaded " + type(load_pickle(path)).__name__
+        except SkelactError as e:
+            out[path] = f"{type(e).__name__}: {e}"
+        except BaseException as e:
+            out[path] = f"ESCAPED {type(e).__name__}: {e}"
+    print(json.dumps(out))
+    sys.exit(0)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_capped(*argv, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC.parent), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", CAPPED_CHILD, *map(str, argv)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def one_line_from(child: subprocess.CompletedProcess) -> str:
+    lines = child.stderr.strip().splitlines()
+    assert child.returncode == 2, (child.returncode, child.stdout, child.stderr[-3000:])
+    assert len(lines) == 1 and lines[0].startswith("skelact: error: "), child.stderr[-3000:]
+    return lines[0]
+
+
+def lying_npy(path: Path, shape=(10**9, 25, 3), descr="<f4", payload: bytes = b"\0" * 100) -> Path:
+    """An .npy whose header claims ``shape`` of ``descr`` and whose data is ``payload``."""
+    from numpy.lib import format as npy_format
+
+    with open(path, "wb") as f:
+        npy_format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False, "shape": shape})
+        f.write(payload)
+    return path
+
+
+class ObjectArray:
+    """Pickles as numpy pickles an object array (``_reconstruct`` then ``BUILD``), but with a ``shape`` and
+    ``elements`` of our choosing."""
+
+    def __init__(self, shape, elements, dtype=np.dtype(object)):
+        self.shape, self.elements, self.dtype = shape, elements, dtype
+
+    def __reduce__(self):
+        reconstruct = np.zeros(1).__reduce__()[0]
+        return reconstruct, (np.ndarray, (0,), b"b"), (1, self.shape, self.dtype, False, self.elements)
+
+
+class Calls:
+    """Pickles as ``func(*args)``."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def test_lying_npy_header_is_refused_before_allocating(tmp_path):
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    npy = lying_npy(folder / NTU_NPY)  # 228 bytes claiming 300 GB
+    line = one_line_from(run_capped("prepare", "ntu-npy", folder, tmp_path / "store", "-q", "--workers", "1"))
+    assert str(npy) in line and "truncated or corrupt header" in line
+    assert "(1000000000, 25, 3)" in line and f"file is {npy.stat().st_size} bytes" in line
+    assert not (tmp_path / "store").exists()
+    # a claim a machine could satisfy is refused as well: the header, not the allocator, decides
+    small = lying_npy(tmp_path / "small.npy", shape=(2000, 25, 3))
+    with pytest.raises(DataError, match=r"truncated or corrupt header: it claims shape \(2000, 25, 3\) of float32 "
+                                        r"\(600000 bytes\)"):
+        load_npy(small)
+    # exactly the claimed bytes (a real array) is read, trusted or not
+    exact = lying_npy(tmp_path / "exact.npy", shape=(2, 3), descr="<i2", payload=np.arange(6, dtype="<i2").tobytes())
+    for trust in (False, True):
+        assert_equal_content(load_npy(exact, trust=trust), np.arange(6, dtype=np.int16).reshape(2, 3))
+
+
+def test_predict_refuses_a_lying_npy_header(run, tmp_path):
+    npy = lying_npy(tmp_path / NTU_NPY)
+    line = one_line_from(run_capped("predict", run, npy))
+    assert str(npy) in line and "truncated or corrupt header" in line and "(1000000000, 25, 3)" in line
+
+
+def crafted_pickles(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Tiny pickles claiming gigabytes, each with the words its refusal must contain."""
+    reconstruct = np.zeros(1).__reduce__()[0]
+    crafted = {
+        "short_object_list": (pickle.dumps(ObjectArray((5,), [1, 2]), 2), r"shape \(5,\) \(5 elements\) but its "
+                                                                           "pickle holds 2 elements"),
+        "huge_object_array": (pickle.dumps(ObjectArray((10**9,), []), 2), "claims shape (1000000000,)"),
+        "huge_float_array": (pickle.dumps(ObjectArray((10**9,), b"\0" * 8, np.dtype("f8")), 2),
+                             "(8000000000 bytes) but its pickle holds 8 bytes"),
+        "object_subarray": (pickle.dumps(ObjectArray((1,), [None], np.dtype(("O", (2 * 10**8,)))), 2),
+                            "would take 1600000000 bytes"),
+        "reconstruct_shape": (pickle.dumps(Calls(reconstruct, np.ndarray, (10**9,), "O"), 2),
+                              "initial array of shape (1000000000,)"),
+        "ndarray_call": (pickle.dumps(Calls(np.ndarray, (10**9,), "O"), 2), "calls numpy.ndarray directly"),
+        "bytes_count": (pickle.dumps(Calls(bytes, 10**10), 2), "bytes(10000000000)"),
+        "binbytes8": (b"\x80\x04\x8e" + (10**10).to_bytes(8, "little") + b"abc.",
+                      "claims a 10000000000-byte item where only 4 bytes are left"),
+        "bytearray8": (b"\x80\x05\x96" + (10**10).to_bytes(8, "little") + b"abc.",
+                       "10000000000-byte bytearray in a 15-byte file"),
+    }
+    files = {}
+    for name, (data, words) in crafted.items():
+        assert len(data) < 300, name
+        files[name] = (write_bytes(tmp_path / f"{name}.pkl", data), words)
+    return files
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_tiny_pickles_claiming_huge_arrays_are_refused(tmp_path):
+    files = crafted_pickles(tmp_path)
+    child = run_capped("--load", *(path for path, _ in files.values()))
+    assert child.returncode == 0, child.stderr[-3000:]
+    results = json.loads(child.stdout)
+    for name, (path, words) in files.items():
+        result = results[str(path)]
+        assert result.startswith(f"DataError: {path}: content: "), (name, result)
+        assert re.search(words, result) if name == "short_object_list" else words in result, (name, result)
+
+
+def test_the_crafted_sizes_are_real(tmp_path):
+    """Through the plain unpickler the short list makes numpy 1.26 read past the list's end (an array of 5 whose
+    last 3 are whatever objects lie there, or a segmentation fault), and the huge object array asks the allocator
+    for 8 GB: the refusals above are of real hazards, so their tests can fail."""
+    files = crafted_pickles(tmp_path)
+    probe = ("import pickle, resource, sys\nimport numpy\n"
+             "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))\n"
+             "try:\n    array = pickle.load(open(sys.argv[1], 'rb'))\nexcept MemoryError:\n    sys.exit(3)\n"
+             "except Exception:\n    sys.exit(4)\n"
+             "sys.exit(5 if array.shape == (5,) else 0)\n")
+    short = subprocess.run([sys.executable, "-c", probe, str(files["short_object_list"][0])], capture_output=True)
+    assert short.returncode in (-signal.SIGSEGV, 5)  # 5 elements read from a 2-element list
+    huge = subprocess.run([sys.executable, "-c", probe, str(files["huge_object_array"][0])], capture_output=True)
+    assert huge.returncode == 3
+
+
+def test_crafted_object_npy_is_a_rejected_item(tmp_path, shared_data):
+    # an NTU .skeleton.npy whose object payload claims a billion elements, beside the two real files; in a capped
+    # child, since numpy given this state without the check zero-fills 8 GB or crashes (reading past the list)
+    from numpy.lib import format as npy_format
+
+    folder = tmp_path / "npy"
+    shutil.copytree(shared_data / "ntu_rgbd_samples" / "npy", folder)
+    crafted = folder / "S001C001P001R001A002.skeleton.npy"
+    with open(crafted, "wb") as f:
+        npy_format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": ()})
+        f.write(pickle.dumps(ObjectArray((10**9,), []), 2))
+    child = run_capped("prepare", "ntu-npy", folder, tmp_path / "store", "-q", "--workers", "1")
+    assert child.returncode == 0, (child.returncode, child.stderr[-3000:])
+    assert "wrote 2 samples" in child.stdout
+    assert f"{crafted}: content: an array of Python objects claims shape (1000000000,)" in child.stdout
+
+
+def real_kinetics_annotation(shared_data: Path, frames: int) -> dict:
+    """The first annotation of the real mmaction2 sample cut to its first ``frames`` frames with skeletons, with
+    keypoint rows [N, 17, 3] added (the sample ships without them)."""
+    with open(shared_data / "mmaction2_pose_pkl_sample" / "sample.pkl", "rb") as f:
+        ann = dict(pickle.load(f)["annotations"][0])
+    keep = ann["frame_inds"] < np.unique(ann["frame_inds"])[frames]
+    ann["frame_inds"], ann["box_score"] = ann["frame_inds"][keep], ann["box_score"][keep]
+    rng = np.random.default_rng(1)
+    ann["keypoint"] = np.concatenate([rng.random((keep.sum(), 17, 2), dtype=np.float32) * 300,
+                                      np.ones((keep.sum(), 17, 1), np.float32)], axis=2)
+    return ann
+
+
+def prepare_pyskl(tmp_path, capsys, annotations, *extra) -> tuple[int, str]:
+    pkl = write_pickle(tmp_path / "ann.pkl", {"split": {}, "annotations": annotations})
+    code = main(["prepare", "pyskl", str(pkl), str(tmp_path / "store"), "-q", "--workers", "1", "--overwrite",
+                 *map(str, extra)])
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def test_pyskl_total_frames_must_agree_with_the_keypoints(tmp_path, capsys, shared_data):
+    from skelact.data.store import SkeletonStore
+
+    ann = real_kinetics_annotation(shared_data, 20)
+    assert ann["total_frames"] == 300 and len(np.unique(ann["frame_inds"])) == 20
+    name = ann["frame_dir"]
+    dense = {"frame_dir": "dense", "label": 3, "total_frames": 20,
+             "keypoint": np.random.default_rng(2).random((1, 20, 17, 2), dtype=np.float32),
+             "keypoint_score": np.ones((1, 20, 17), np.float32)}
+    # as recorded: the compressed clip keeps its 20 frames with skeletons and the video's 300 in meta
+    code, text = prepare_pyskl(tmp_path, capsys, [ann, dense])
+    assert code == 0 and "wrote 2 samples (40 frames)" in text, text
+    store = SkeletonStore(tmp_path / "store")
+    kept = {store[i].name: store[i] for i in range(len(store))}
+    assert kept[name].num_frames == 20 and kept[name].meta["total_frames"] == 300
+    # 10**9 frames claimed next to 20 frames of data: rejected with the reason, nothing allocated for them
+    code, text = prepare_pyskl(tmp_path, capsys, [{**ann, "total_frames": 10**9}, {**dense, "total_frames": 10**9},
+                                                  {**dense, "frame_dir": "ok"}])
+    assert code == 0 and "wrote 1 samples" in text and "rejected 2 item(s)" in text, text
+    assert text.count("annotations[0].total_frames: 1000000000 frames is more than the cap of 100000") == 1
+    assert text.count("annotations[1].total_frames: 1000000000 frames is more than the cap of 100000") == 1
+    # a dense count off by one either way, a frame index past the count, a count that is no count
+    frame_inds = ann["frame_inds"].copy()
+    frame_inds[-1] = 301
+    code, text = prepare_pyskl(tmp_path, capsys, [{**dense, "frame_dir": "d21", "total_frames": 21},
+                                                  {**dense, "frame_dir": "d19", "total_frames": 19},
+                                                  {**ann, "frame_inds": frame_inds},
+                                                  {**dense, "frame_dir": "text", "total_frames": "20"},
+                                                  {**dense, "frame_dir": "ok"}])
+    assert code == 0 and "rejected 4 item(s)" in text, text
+    assert "total_frames is 21 but keypoint holds 20 frames" in text
+    assert "total_frames is 19 but keypoint holds 20 frames" in text
+    assert "frame index 301 is beyond total_frames 300" in text
+    assert "expected a frame count (an integer >= 0), got '20'" in text
+    # the real sample numbers some clips' frames from 1: the last index may equal total_frames
+    frame_inds[-1] = 300
+    code, text = prepare_pyskl(tmp_path, capsys, [{**ann, "frame_inds": frame_inds}])
+    assert code == 0 and "rejected" not in text, text
+    # the cap is an option
+    code, text = prepare_pyskl(tmp_path, capsys, [ann, dense], "--option", "max_frames=250")
+    assert code == 0 and "rejected 1 item(s)" in text and "300 frames is more than the cap of 250" in text, text
+
+
+def test_pyskl_keypoint_files_get_the_same_checks(tmp_path, capsys, shared_data):
+    ann = real_kinetics_annotation(shared_data, 20)
+    rows = ann.pop("keypoint")
+    name = ann["frame_dir"]
+    # pyskl's kpfile ({frame_dir: {'keypoint': rows}}) beside an annotation claiming 10**9 frames
+    write_pickle(tmp_path / "kp.pkl", {name: {"keypoint": rows}})
+    code, text = prepare_pyskl(tmp_path, capsys, [{**ann, "raw_file": "kp.pkl", "total_frames": 10**9}],
+                               "--layout", "coco17")
+    assert code == 2 and "1000000000 frames is more than the cap of 100000" in text, text
+    # mmaction2 1.x: <frame_dir>.pkl merged into the annotation, here carrying its own absurd total_frames
+    write_pickle(tmp_path / f"{name}.pkl", {"keypoint": rows, "total_frames": 10**9})
+    code, text = prepare_pyskl(tmp_path, capsys, [ann], "--layout", "coco17")
+    assert code == 2 and "1000000000 frames is more than the cap of 100000" in text, text
+    # a keypoint file that is itself a tiny pickle claiming a huge array
+    write_bytes(tmp_path / f"{name}.pkl", pickle.dumps({"keypoint": ObjectArray((10**9, 17, 3), b"\0" * 12,
+                                                                                np.dtype("f4"))}, 2))
+    code, text = prepare_pyskl(tmp_path, capsys, [ann], "--layout", "coco17")
+    assert code == 2 and f"{tmp_path / name}.pkl: content: an array claims shape (1000000000, 17, 3)" in text, text
+
+
+def test_memory_error_while_reading_is_one_line_or_a_rejected_item(tmp_path, capsys, monkeypatch):
+    from skelact.data import safe_pickle
+    from skelact.data.sources.pyskl import PysklPickleSource
+
+    pkl = write_pickle(tmp_path / "ann.pkl", {"split": {}, "annotations": [dense_annotation("a"),
+                                                                          dense_annotation("b")]})
+    real_read = PysklPickleSource._read_annotation
+
+    def runs_out_on_b(self, ann, item, where):
+        if item == "b":
+            raise MemoryError()
+        return real_read(self, ann, item, where)
+
+    with monkeypatch.context() as m:
+        m.setattr(PysklPickleSource, "_read_annotation", runs_out_on_b)
+        code, text = prepare_pyskl(tmp_path, capsys, [dense_annotation("a"), dense_annotation("b")])
+    assert code == 0 and "rejected 1 item(s)" in text
+    assert "annotations[1], b: out of memory reading this sample" in text, text
+
+    def out_of_memory(self):
+        raise MemoryError()
+
+    monkeypatch.setattr(safe_pickle.RestrictedUnpickler, "load", out_of_memory)
+    line = one_line_error(capsys, "prepare", "pyskl", pkl, tmp_path / "other", "-q")
+    assert line == f"skelact: error: {pkl}: out of memory while reading the file (it claims more data than this " \
+                   "machine can hold: corrupt or hostile?)"

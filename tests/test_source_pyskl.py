@@ -237,7 +237,8 @@ def test_layout_inference_from_joint_count(tmp_path, shared_data, ucla_sequences
                   allow_pickle=True).item()
     body = np.asarray(ntu["skel_body0"], dtype=np.float32)[None]  # [1, 103, 25, 3]
     ann_ntu = {"frame_dir": "S001C001P001R001A001", "label": 0, "total_frames": body.shape[1], "keypoint": body}
-    ann_ucla = {"frame_dir": "ucla", "label": 0, "total_frames": 5, "keypoint": ucla_sequences[0].keypoints}
+    ann_ucla = {"frame_dir": "ucla", "label": 0, "total_frames": ucla_sequences[0].num_frames,
+                "keypoint": ucla_sequences[0].keypoints}
     with open(tmp_path / "ntu.pkl", "wb") as f:
         pickle.dump({"split": {"xsub_train": ["S001C001P001R001A001"]}, "annotations": [ann_ntu, ann_ucla]}, f)
     source = PysklPickleSource(tmp_path / "ntu.pkl")

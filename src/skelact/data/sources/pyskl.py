@@ -24,6 +24,16 @@ row order; when some frame has more than ``max_persons`` (default 10, pyskl's ``
 frame's persons are ranked by the sum of their joint scores (stable, highest first) and the first ``max_persons``
 kept. ``M`` is the most persons any frame has, at most ``max_persons``.
 
+Frame counts. A dense annotation's ``total_frames`` must equal its keypoint array's frame axis: pyskl samples frame
+indices below ``total_frames`` and reads ``keypoint[:, t]`` (``UniformSampleFrames`` then ``PoseDecode``), so a
+larger count sends it past the array's end and a smaller one silently drops frames; we cannot tell which of the
+two is wrong, so the sample is rejected with both numbers. A compressed annotation's ``total_frames`` counts the
+video's frames, most of them without a skeleton (Kinetics: 150 of 300), so it may exceed the frames we keep but
+not the frame indices: the largest index may equal it (the mmaction2 Kinetics sample numbers frames from 1) and
+no more. Neither form allocates by ``total_frames`` here (compressed rows are squeezed to the frames they hold), but
+a count above the option ``max_frames`` (default 100000, the cap of the other readers) is rejected too, as is a
+keypoint array with more frames than that. ``img_shape`` and ``original_shape`` are only copied into ``meta``.
+
 The layout is the option ``layout`` (built-in name or YAML path), else the annotation's own ``layout`` entry (which
 :func:`write_pyskl_pickle` adds), else inferred from ``V``: 25 -> ``ntu25``, 17 -> ``coco17``, 18 -> ``openpose18``.
 
@@ -58,6 +68,10 @@ from skelact.skeleton.layout import Layout, available_layouts, get_layout
 
 #: joint count -> built-in layout, for pickles that do not say (pyskl's NTU Kinect, HRNet COCO, OpenPose data)
 LAYOUT_BY_NUM_JOINTS = {25: "ntu25", 17: "coco17", 18: "openpose18"}
+
+#: frames one sample may have unless the option ``max_frames`` says otherwise: the cap the other readers use
+#: (about 55 minutes at 30 fps)
+DEFAULT_MAX_FRAMES = 100_000
 
 #: annotation keys with a fixed meaning; every other scalar entry is copied into ``meta``
 _RESERVED = frozenset({"frame_dir", "filename", "label", "keypoint", "keypoint_score", "total_frames", "img_shape",
@@ -145,7 +159,7 @@ def _flat_key(split_name: str, subset: str) -> str:
 class PysklPickleSource(Source):
     """One pyskl / mmaction2 annotation pickle (``root``: the ``.pkl`` file, or a folder holding exactly one).
 
-    Options: ``layout``, ``keypoint_dir``, ``box_thr``, ``max_persons`` (see the module docstring),
+    Options: ``layout``, ``keypoint_dir``, ``box_thr``, ``max_persons``, ``max_frames`` (see the module docstring),
     ``class_names`` (a list, or a text file with one name per line such as pyskl's ``label_map/*.txt``; without it
     the pickle carries no class names and :meth:`class_names` is ``None``) and ``trust_pickle`` (read the pickles
     with the plain unpickler, which runs any code they name: only for files you trust).
@@ -156,7 +170,7 @@ class PysklPickleSource(Source):
     def __init__(self, root: str | PathLike, layout: str | PathLike | Layout | None = None,
                  keypoint_dir: str | PathLike | None = None, box_thr: float | None = None, max_persons: int = 10,
                  class_names: str | PathLike | list[str] | None = None, trust_pickle: bool = False,
-                 **options: Any):
+                 max_frames: int = DEFAULT_MAX_FRAMES, **options: Any):
         super().__init__(root, **options)
         if not isinstance(trust_pickle, bool):
             raise ConfigError(f"expected true or false, got {trust_pickle!r}", field="trust_pickle")
@@ -172,6 +186,9 @@ class PysklPickleSource(Source):
         if isinstance(max_persons, bool) or not isinstance(max_persons, (int, np.integer)) or max_persons < 1:
             raise ConfigError(f"expected a positive integer, got {max_persons!r}", field="max_persons")
         self.max_persons = int(max_persons)
+        if isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 1:
+            raise ConfigError(f"expected a positive number of frames, got {max_frames!r}", field="max_frames")
+        self.max_frames = int(max_frames)
         self.class_names_option = class_names
         self._cache: tuple[list[dict], dict[str, int], dict[str, list]] | None = None
         self._kpfile: tuple[Path, Any] | None = None
@@ -290,20 +307,34 @@ class PysklPickleSource(Source):
             raise DataError(f"no annotation for sample {item!r}", self.path, "frame_dir")
         i = by_key[item]
         where = f"annotations[{i}]"
-        ann = dict(annotations[i])
+        try:
+            return self._read_annotation(dict(annotations[i]), item, where)
+        except MemoryError:
+            raise DataError("out of memory reading this sample (its arrays claim more than this machine holds: "
+                            "corrupt or hostile?)", self.path, f"{where}, {item}") from None
+
+    def _read_annotation(self, ann: dict, item: str, where: str) -> SkeletonSequence:
         if "keypoint" not in ann:
             ann.update(self._external_keypoints(ann, item, where))
         kp = np.asarray(ann["keypoint"])
         if not np.issubdtype(kp.dtype, np.number):
             raise DataError(f"expected a numeric array, got dtype {kp.dtype}", self.path, f"{where}.keypoint")
+        total_frames = self._total_frames(ann, where)
         meta: dict[str, Any] = {}
         if kp.ndim == 4:
+            if kp.shape[1] > self.max_frames:
+                raise DataError(f"{kp.shape[1]} frames is more than the cap of {self.max_frames} (option "
+                                "max_frames)", self.path, f"{where}.keypoint")
+            if total_frames is not None and total_frames != kp.shape[1]:
+                raise DataError(f"total_frames is {total_frames} but keypoint holds {kp.shape[1]} frames (pyskl "
+                                "reads keypoint[:, t] for t below total_frames, so they must agree; corrupt "
+                                "annotation?)", self.path, f"{where}.total_frames")
             keypoints = kp.astype(np.float32)
             scores = self._dense_scores(ann, keypoints, where)
         elif kp.ndim == 3:
-            keypoints, scores = self._decompress(ann, kp, where)
-            if "total_frames" in ann:
-                meta["total_frames"] = int(ann["total_frames"])
+            keypoints, scores = self._decompress(ann, kp, where, total_frames)
+            if total_frames is not None:
+                meta["total_frames"] = total_frames
         else:
             raise DataError(f"expected [M, T, V, C] or compressed [N, V, C+1], got shape {kp.shape}", self.path,
                             f"{where}.keypoint")
@@ -312,6 +343,21 @@ class PysklPickleSource(Source):
         seq = SkeletonSequence(keypoints=keypoints, scores=scores, label=_label_of(ann, self.path, where),
                                name=item, layout=layout, meta=meta)
         return seq.validate(f"{self.path} [{where}, {item}]")
+
+    def _total_frames(self, ann: dict, where: str) -> int | None:
+        """The annotation's ``total_frames`` (``None`` when absent), refused when not a count or above the cap."""
+        if "total_frames" not in ann:
+            return None
+        value = ann["total_frames"]
+        if isinstance(value, np.ndarray) and value.size == 1:
+            value = value.reshape(()).item()
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise DataError(f"expected a frame count (an integer >= 0), got {value!r}", self.path,
+                            f"{where}.total_frames")
+        if value > self.max_frames:
+            raise DataError(f"{int(value)} frames is more than the cap of {self.max_frames} (option max_frames; "
+                            "corrupt annotation?)", self.path, f"{where}.total_frames")
+        return int(value)
 
     def _dense_scores(self, ann: dict, keypoints: np.ndarray, where: str) -> np.ndarray:
         if ann.get("keypoint_score") is None:
@@ -358,14 +404,19 @@ class PysklPickleSource(Source):
         self._kpfile = (path, content)
         return content
 
-    def _decompress(self, ann: dict, rows: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
-        """pyskl ``DecompressPose(squeeze=True, max_person=self.max_persons)``, with mmaction2's ``anno_inds``."""
+    def _decompress(self, ann: dict, rows: np.ndarray, where: str,
+                    total_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """pyskl ``DecompressPose(squeeze=True, max_person=self.max_persons)``, with mmaction2's ``anno_inds``;
+        ``total_frames`` (the annotation's, if any) must not be below the largest frame index."""
         if "frame_inds" not in ann:
             raise DataError("compressed keypoint rows [N, V, C] need 'frame_inds'", self.path, f"{where}.frame_inds")
         frame_inds = np.asarray(ann["frame_inds"]).reshape(-1)
         if frame_inds.shape[0] != rows.shape[0] or not np.issubdtype(frame_inds.dtype, np.integer):
             raise DataError(f"expected {rows.shape[0]} integer frame indices (one per keypoint row), got "
                             f"{frame_inds.shape[0]} of dtype {frame_inds.dtype}", self.path, f"{where}.frame_inds")
+        if total_frames is not None and frame_inds.size and int(frame_inds.max()) > total_frames:
+            raise DataError(f"frame index {int(frame_inds.max())} is beyond total_frames {total_frames} (corrupt "
+                            "annotation?)", self.path, f"{where}.frame_inds")
         if rows.shape[2] < 3:
             raise DataError(f"expected rows of (x, y[, z], score), got shape {rows.shape}", self.path,
                             f"{where}.keypoint")
