@@ -206,8 +206,9 @@ def test_arrays_npy_headers_claiming_absurd_sizes_and_missing_files_are_rejected
     reasons = rejected(out)
     assert reasons["billion.npy"].startswith(f"shape: {10**9} frames is more than the cap of 100000")
     nbytes = real.nbytes
-    assert reasons["truncated.npy"] == (f"shape: header claims shape (5000, 20, 3) of float32 ({128 + 5000 * 240} "
-                                        f"bytes) but the file holds only {128 + nbytes} bytes (truncated or corrupt)")
+    assert reasons["truncated.npy"] == (f"shape: truncated or corrupt header: it claims shape (5000, 20, 3) of "
+                                        f"float32 ({5000 * 240} bytes) but the file is {128 + nbytes} bytes, "
+                                        f"{nbytes} after the header")
     assert reasons["missing.npy"] == "name: no such file (named by line 7 of labels.csv; no stacked data.npy either)"
     assert f"{src / 'missing.npy'}: name: no such file" in stdout
     store = SkeletonStore(out)

@@ -640,7 +640,7 @@ def test_pyskl_total_frames_must_agree_with_the_keypoints(tmp_path, capsys, shar
     code, text = prepare_pyskl(tmp_path, capsys, [{**ann, "frame_inds": frame_inds}])
     assert code == 0 and "rejected" not in text, text
     # the cap is an option
-    code, text = prepare_pyskl(tmp_path, capsys, [ann, dense], "--option", "max_frames=250")
+    code, text = prepare_pyskl(tmp_path, capsys, [ann, dense], "--max-frames", "250")
     assert code == 0 and "rejected 1 item(s)" in text and "300 frames is more than the cap of 250" in text, text
 
 

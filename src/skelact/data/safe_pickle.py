@@ -61,7 +61,7 @@ import pickle
 import struct
 from os import PathLike
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -337,16 +337,20 @@ def _read_npy_header(f: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
-def check_npy_header(path: str | PathLike) -> None:
+def check_npy_header(path: str | PathLike,
+                     check_shape: Callable[[tuple[int, ...]], None] | None = None) -> tuple[int, ...] | None:
     """Refuse an ``.npy`` file whose header claims more array data than the file holds after the header
     (format: ``numpy.lib.format``, NEP 1), before anything reads the data: ``np.load`` allocates the claimed
     ``prod(shape) * itemsize`` bytes first. Object arrays (whose payload is a pickle of any length), ``.npz``
     archives and bare pickles are left to the loaders; a header that cannot be parsed is a :class:`DataError`.
+    ``check_shape``: the caller's own check of the shape (a reader's frame cap), run before the size comparison
+    so that its more specific reason is the one given. Returns the header's shape, or None for a file without the
+    ``.npy`` magic.
     """
     path = Path(path)
     with open(path, "rb") as f:
         if f.read(len(npy_format.MAGIC_PREFIX)) != npy_format.MAGIC_PREFIX:
-            return
+            return None
         f.seek(0)
         try:
             shape, dtype = _read_npy_header(f)
@@ -354,12 +358,15 @@ def check_npy_header(path: str | PathLike) -> None:
             raise DataError(f"not a readable .npy header ({e})", path, "header") from None
         size = os.fstat(f.fileno()).st_size
         data_bytes = size - f.tell()
+    if check_shape is not None:
+        check_shape(tuple(shape))
     if dtype.hasobject:
-        return
+        return tuple(shape)
     claimed = math.prod(shape) * dtype.itemsize  # Python integers: no overflow, however absurd the shape
     if claimed > data_bytes:
         raise DataError(f"truncated or corrupt header: it claims shape {tuple(shape)} of {dtype} ({claimed} bytes) "
                         f"but the file is {size} bytes, {data_bytes} after the header", path, "shape")
+    return tuple(shape)
 
 
 def _load_pickled_npy(f: BinaryIO, path: Path, refused: ValueError) -> Any:

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from skelact.data.safe_pickle import check_npy_header
 from skelact.data.sequence import SkeletonSequence
 from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source, check_frame_count, max_frames_option
 from skelact.errors import DataError, LayoutError
@@ -423,30 +424,21 @@ def _convert(value: str) -> Any:
 
 def _checked_header(path: Path, max_frames: int, frame_axis: int) -> tuple[int, ...]:
     """The shape in an .npy header, refused when its frame axis exceeds ``max_frames`` or the data it claims is
-    larger than the file: read before loading, so a 100-byte file claiming 10^9 frames allocates nothing."""
+    larger than the file (:func:`~skelact.data.safe_pickle.check_npy_header`): read before loading, so a 100-byte
+    file claiming 10^9 frames allocates nothing."""
+    def frame_cap(shape: tuple[int, ...]) -> None:
+        if len(shape) >= -frame_axis:
+            check_frame_count(shape[frame_axis], max_frames, path, "shape")
+
     try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-            offset = f.tell()
+        shape = check_npy_header(path, frame_cap)
     except FileNotFoundError:
         raise DataError("no such file", path) from None
-    except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"not a readable .npy array ({e})", path) from None
-    shape = tuple(int(n) for n in shape)
-    if len(shape) >= -frame_axis:
-        check_frame_count(shape[frame_axis], max_frames, path, "shape")
-    if not dtype.hasobject:  # object arrays are refused by the loader (allow_pickle=False)
-        claimed = offset + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-        size = path.stat().st_size
-        if claimed > size:
-            raise DataError(f"header claims shape {shape} of {dtype} ({claimed} bytes) but the file holds only "
-                            f"{size} bytes (truncated or corrupt)", path, "shape")
+    except OSError as e:
+        raise DataError(f"not a readable .npy array ({e.strerror or e})", path) from None
+    if shape is None:
+        raise DataError("not a readable .npy array (no .npy header)", path)
     return shape
-
 
 def _load(path: Path, mmap: bool) -> np.ndarray:
     try:

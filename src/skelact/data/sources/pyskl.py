@@ -62,16 +62,12 @@ from skelact.atomic import write_atomic
 from skelact.data.safe_pickle import load_pickle
 from skelact.data.sequence import SkeletonSequence
 from skelact.data.sources.arrays import DEFAULT_SPLIT, layout_key, presence_scores
-from skelact.data.sources.base import Source
+from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source
 from skelact.errors import ConfigError, DataError, LayoutError
 from skelact.skeleton.layout import Layout, available_layouts, get_layout
 
 #: joint count -> built-in layout, for pickles that do not say (pyskl's NTU Kinect, HRNet COCO, OpenPose data)
 LAYOUT_BY_NUM_JOINTS = {25: "ntu25", 17: "coco17", 18: "openpose18"}
-
-#: frames one sample may have unless the option ``max_frames`` says otherwise: the cap the other readers use
-#: (about 55 minutes at 30 fps)
-DEFAULT_MAX_FRAMES = 100_000
 
 #: annotation keys with a fixed meaning; every other scalar entry is copied into ``meta``
 _RESERVED = frozenset({"frame_dir", "filename", "label", "keypoint", "keypoint_score", "total_frames", "img_shape",
