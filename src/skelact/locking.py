@@ -5,6 +5,10 @@ dies, however it dies (``kill -9`` included), so a stale lock cannot block anyon
 locked again by the next process, which then writes its own details into it. The file's text (process id, host,
 start time, command) is only there to name the holder in the error a second writer gets.
 
+A forked child (a ``DataLoader`` worker) inherits copies of the held descriptors, and ``flock`` stays held while
+any copy is open, so a worker outliving its killed parent for a few seconds would keep the place locked. Children
+never write the place: they close their copies right after the fork.
+
 File systems without ``flock`` (some network mounts) raise ``OSError`` on the call; there the lock is skipped with
 a warning rather than making the place unusable.
 """
@@ -44,6 +48,11 @@ def _holder_text(path: Path) -> str:
                 f" ({info.get('command')})")
     except (OSError, ValueError, AttributeError):
         return "another process"
+
+
+#: the locks this process holds (strong references: a dropped, unreleased lock still holds its descriptor), closed
+#: in forked children (see the module's docstring)
+_HELD: "set[WriterLock]" = set()
 
 
 class WriterLock:
@@ -89,12 +98,14 @@ class WriterLock:
         except OSError:  # a full disk must not keep the lock from working; the holder is then unnamed
             pass
         self._fd = fd
+        _HELD.add(self)
         return self
 
     def release(self) -> None:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
+        _HELD.discard(self)
         # the file stays: unlinking it would let a third process lock a new inode while a second waits on the old
         try:
             os.ftruncate(fd, 0)
@@ -108,6 +119,21 @@ class WriterLock:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+def _close_copies_in_forked_child() -> None:
+    for lock in list(_HELD):
+        fd, lock._fd = lock._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_copies_in_forked_child)
 
 
 def lock_dir(directory: str | PathLike, what: str) -> WriterLock:

@@ -24,7 +24,8 @@ from skelact.engine import require_lightning
 from skelact.engine.errors import RunError
 from skelact.engine.runs import (CONFIG_FILE, RunLog, TrainingInterrupted, _checked_run_dir, _checkpoint_path,
                                  _epochs_done, _fit, _is_launched_child, _lit_module, _resume_checkpoint,
-                                 _run_directory, _schedule_and_lr, _start)
+                                 _run_directory, _schedule_and_lr, _start, disk_full_as_error,
+                                 evaluation_output_size, hold_run_dir)
 from skelact.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -68,12 +69,12 @@ def train_command(config_path: str | PathLike | None, overrides: Sequence[str] =
         out = _run_directory(str(loaded.cfg.experiment), run_dir, child)
     _check_compatible(loaded)
     out = out.resolve()
-    log = _start(loaded, out, child, resume_ckpt, overrides)
-
-    try:
-        return _fit_and_test(loaded, out, resume_ckpt, callbacks, child, log)
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(out, resumable=(out / CHECKPOINT_DIR / "last.ckpt").is_file()) from None
+    with hold_run_dir(out, child):
+        log = _start(loaded, out, child, resume_ckpt, overrides)
+        try:
+            return _fit_and_test(loaded, out, resume_ckpt, callbacks, child, log)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(out, resumable=(out / CHECKPOINT_DIR / "last.ckpt").is_file()) from None
 
 
 def _fit_and_test(loaded: LoadedConfig, out: Path, resume_ckpt: Path | None, callbacks: Sequence[Any], child: bool,
@@ -148,7 +149,7 @@ def test_command(run_dir: str | PathLike, checkpoint: str = "best") -> dict[str,
     _checkpoint_path(run, checkpoint)
     loaded = load_config(run / CONFIG_FILE)
     log = RunLog(run)
-    with use_threads(loaded.cfg.trainer.threads, 1, log):
+    with hold_run_dir(run, False), use_threads(loaded.cfg.trainer.threads, 1, log):
         return _evaluate(loaded, run, checkpoint, log=log)
 
 
@@ -195,19 +196,20 @@ def _evaluate(loaded: LoadedConfig, run: Path, which: str, *, store: Any = None,
     scores[index] = logits
     labels = test_set.labels
     names = test_set.names
-    save_run_scores(run, scores, labels, names)
-    epoch = int(checkpoint.get("epoch", -1)) + 1
-    extra = {
-        "epoch": epoch,
-        "checkpoint": which,
-        "checkpoint_path": str(ckpt_path),
-        "global_step": int(checkpoint.get("global_step", 0)),
-        "experiment": cfg.experiment,
-        "split": cfg.data.split,
-        "subset": cfg.data.test_subset,
-        "modality": cfg.data.modality,
-    }
-    metrics = write_report(run, scores, labels, store.class_names, names, extra=extra)
+    with disk_full_as_error(run, evaluation_output_size(scores, labels, names)):
+        save_run_scores(run, scores, labels, names)
+        epoch = int(checkpoint.get("epoch", -1)) + 1
+        extra = {
+            "epoch": epoch,
+            "checkpoint": which,
+            "checkpoint_path": str(ckpt_path),
+            "global_step": int(checkpoint.get("global_step", 0)),
+            "experiment": cfg.experiment,
+            "split": cfg.data.split,
+            "subset": cfg.data.test_subset,
+            "modality": cfg.data.modality,
+        }
+        metrics = write_report(run, scores, labels, store.class_names, names, extra=extra)
     log(f"test ({which} checkpoint, epoch {epoch}, {len(labels)} samples): top1 {metrics['top1']:.2f} %, "
         f"top5 {metrics['top5']:.2f} %, mean class {metrics['mean_class_acc']:.2f} %; wrote {run / 'metrics.json'}")
     return metrics

@@ -45,7 +45,21 @@ class SkeletonDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         world, rank = self._ranks()
         sampler = EpochSampler(len(self.train_set), shuffle=True, seed=self.seed, num_replicas=world, rank=rank)
+        sampler.set_epoch(self._first_epoch())
         return self._loader(self.train_set, sampler, self.batch_size, self.drop_last)
+
+    def _first_epoch(self) -> int:
+        """The epoch the first training iterator will serve: 0 for a new run, the next epoch for a resumed one.
+
+        Lightning creates that iterator (``FitLoop.setup_data``) before it calls ``set_epoch`` for the epoch, and
+        with ``num_workers > 0`` the iterator starts fetching at once, so the sampler must already hold the right
+        epoch here; otherwise a resumed run repeats epoch 0's order and augmentation in its first epoch (without
+        workers the sampler is read lazily, after ``set_epoch``, which is why only runs with workers diverged).
+        ``epoch_progress.current.processed`` is the value Lightning itself passes to ``set_epoch``."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_progress.current.processed)
 
     def val_dataloader(self) -> DataLoader:
         # split over processes like DistributedSampler: with N processes up to N - 1 samples are seen twice, so

@@ -5,6 +5,10 @@ resumable stop.
 
 Multi-process runs: Lightning starts processes 1..N-1 by running the same command again with ``LOCAL_RANK`` set;
 they find the run directory through ``SKELACT_RUN_DIR``, which the first process sets before it starts them.
+
+One writer per run directory (:func:`hold_run_dir`): the first process of a command that writes a run (``train``,
+``pretrain``, ``evaluate``, ``test``, and their ``--resume``) holds the directory's lock until it ends; a second one
+fails at once naming the holder. Under the lock, temporaries a killed writer left there are removed.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from skelact.atomic import write_text_atomic
+from skelact.atomic import remove_leftover_temporaries, write_text_atomic
 from skelact.config import LoadedConfig, to_yaml
 from skelact.engine.errors import RunError
-from skelact.errors import ConfigError
+from skelact.errors import ConfigError, disk_full_error, is_disk_full
+from skelact.locking import LOCK_FILE, lock_dir
 
 #: how processes started by Lightning's DDP launcher learn the run directory of the process that started them
 RUN_DIR_ENV = "SKELACT_RUN_DIR"
@@ -123,9 +128,48 @@ def _run_directory(experiment: str, run_dir: str | PathLike | None, child: bool)
     if run_dir is not None:
         out = Path(run_dir)
         if (out / CHECKPOINT_DIR).is_dir() and any((out / CHECKPOINT_DIR).glob("*.ckpt")) and not child:
+            with lock_dir(out, "run directory"):  # a run still being written: name its writer instead
+                pass
             raise RunError("already holds a run with checkpoints; resume it or choose another directory", out)
         return out
     return new_run_dir(experiment)
+
+
+@contextmanager
+def hold_run_dir(out: Path, child: bool) -> Iterator[None]:
+    """Hold the writer lock of run directory ``out`` (raises :class:`~skelact.locking.LockedError` naming the
+    holder), then remove the temporaries of interrupted atomic writes in it and its own subfolders (safe: nobody
+    else writes there now). Processes started by Lightning's DDP launcher run under their first process's lock."""
+    if child:
+        yield
+        return
+    with lock_dir(out, "run directory"):
+        folders = [out, *(p for p in sorted(out.iterdir()) if p.is_dir() and not (p / LOCK_FILE).exists())]
+        removed = [path for folder in folders for path in remove_leftover_temporaries(folder)]
+        if removed:
+            RunLog(out)(f"removed {len(removed)} temporary file(s) left by an interrupted write: "
+                        f"{', '.join(str(p.relative_to(out)) for p in removed)}")
+        yield
+
+
+@contextmanager
+def disk_full_as_error(place: Path, needed_bytes: int | None = None) -> Iterator[None]:
+    """A full disk inside the block becomes one :class:`~skelact.errors.DiskFullError` naming the file (or
+    ``place``) and ``needed_bytes``."""
+    try:
+        yield
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        raise disk_full_error(error.filename or place, needed_bytes) from None
+
+
+def evaluation_output_size(scores: Any, labels: Any, names: Sequence[str]) -> int:
+    """About the bytes a test writes into a run (score and label arrays, names, and at most 1 MB of report: tables,
+    confusion matrix and its plot), for the message of a full disk."""
+    import numpy as np
+
+    return int(np.asarray(scores).nbytes + np.asarray(labels).nbytes + sum(len(n) + 4 for n in names) + 1_000_000)
 
 
 def _start(loaded: LoadedConfig, out: Path, child: bool, resume_ckpt: Path | None, overrides: Sequence[str],
@@ -213,7 +257,7 @@ def _fit(trainer: Any, module: Any, data: Any, out: Path, resume_ckpt: Path | No
          resume_hint: str) -> None:
     from skelact.engine.trainer import CHECKPOINT_DIR
 
-    with _run_environment(out, child):
+    with _run_environment(out, child), disk_full_as_error(out):
         try:
             trainer.fit(module, datamodule=data, ckpt_path=None if resume_ckpt is None else str(resume_ckpt))
         except SystemExit:

@@ -41,7 +41,8 @@ from skelact.config import (COMMAND_LINE, PRETRAINING_METHOD_TYPES, LoadedConfig
 from skelact.engine import require_lightning
 from skelact.engine.runs import (CONFIG_FILE, RunLog, _checked_run_dir, _checkpoint_path, _fit,
                                  _is_launched_child, _lit_module, _resume_checkpoint, _run_directory,
-                                 _schedule_and_lr, _start)
+                                 _schedule_and_lr, _start, disk_full_as_error, evaluation_output_size,
+                                 hold_run_dir)
 from skelact.engine.errors import RunError
 from skelact.engine.threads import use_threads
 from skelact.errors import ConfigError, DataError, SkelactError
@@ -170,49 +171,50 @@ def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str
                            "`skelact evaluate` afterwards", "trainer.check_val_every_n_epoch")
     views = method_views(loaded)
     check_protocol_recipes(loaded)
-    log = _start(loaded, out, child, resume_ckpt, overrides)
+    with hold_run_dir(out, child):
+        log = _start(loaded, out, child, resume_ckpt, overrides)
 
-    from skelact.data.multiview import MultiViewDataset
+        from skelact.data.multiview import MultiViewDataset
 
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    store = open_dataset_store(loaded, progress=cfg.trainer.progress_bar and not child, log=log)
-    train_set = MultiViewDataset(store, subset_indices(loaded, store, "train"), _pipeline(loaded, "train"), views,
-                                 draws=2, num_persons=cfg.data.num_persons, seed=cfg.seed)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        store = open_dataset_store(loaded, progress=cfg.trainer.progress_bar and not child, log=log)
+        train_set = MultiViewDataset(store, subset_indices(loaded, store, "train"), _pipeline(loaded, "train"), views,
+                                     draws=2, num_persons=cfg.data.num_persons, seed=cfg.seed)
 
-    def make_encoder():
-        return build_model(loaded, store)
+        def make_encoder():
+            return build_model(loaded, store)
 
-    if cfg.method.type == "crossclr":
-        from skelact.methods.crossclr import build_crossclr_method
+        if cfg.method.type == "crossclr":
+            from skelact.methods.crossclr import build_crossclr_method
 
-        method = build_crossclr_method(loaded, make_encoder)
-    else:
-        from skelact.methods.skeletonclr import build_skeletonclr_method
+            method = build_crossclr_method(loaded, make_encoder)
+        else:
+            from skelact.methods.skeletonclr import build_skeletonclr_method
 
-        method = build_skeletonclr_method(loaded, make_encoder)
+            method = build_skeletonclr_method(loaded, make_encoder)
 
-    trainer = build_trainer(cfg, out, callbacks=[_method_epoch_callback(log), *callbacks])
-    world = int(trainer.num_devices) * int(trainer.num_nodes)
-    schedule, batches, global_batch = _schedule_and_lr(loaded, len(train_set), world, log)
-    check_queue_size(loaded, next(iter(method.views.values())).queue.size, batches, global_batch)
-    encoder = next(iter(method.views.values())).encoder
-    log(f"data {store.path}: train {len(train_set)} ({cfg.data.split}/{cfg.data.train_subset}) x 2 augmentations, "
-        f"views {', '.join(views)}, layout {store.layout.name}")
-    log(f"{cfg.method.type}: {len(views)} encoder(s) {type(encoder).__name__} of "
-        f"{sum(p.numel() for p in encoder.parameters()):,} parameters, queue "
-        f"{next(iter(method.views.values())).queue.size}; {world} process(es), precision {cfg.trainer.precision}, "
-        f"{cfg.epochs} epochs of {batches} steps")
-    module = _lit_module(loaded, method, schedule, store.num_classes, out)
-    data = _data_module(loaded, train_set, None)
-    with use_threads(loaded.cfg.trainer.threads, int(trainer.num_devices), log):
-        started = time.perf_counter()
-        _fit(trainer, module, data, out, resume_ckpt, child, log,
-             resume_hint=f"skelact pretrain --resume {out}")
-    if trainer.is_global_zero:
-        log(f"pre-training reached epoch {trainer.current_epoch} of {cfg.epochs} "
-            f"({time.perf_counter() - started:.1f} s in this process); judge it with: skelact evaluate "
-            f"linear|knn|finetune|semi {out}")
-    return out
+        trainer = build_trainer(cfg, out, callbacks=[_method_epoch_callback(log), *callbacks])
+        world = int(trainer.num_devices) * int(trainer.num_nodes)
+        schedule, batches, global_batch = _schedule_and_lr(loaded, len(train_set), world, log)
+        check_queue_size(loaded, next(iter(method.views.values())).queue.size, batches, global_batch)
+        encoder = next(iter(method.views.values())).encoder
+        log(f"data {store.path}: train {len(train_set)} ({cfg.data.split}/{cfg.data.train_subset}) x 2 augmentations, "
+            f"views {', '.join(views)}, layout {store.layout.name}")
+        log(f"{cfg.method.type}: {len(views)} encoder(s) {type(encoder).__name__} of "
+            f"{sum(p.numel() for p in encoder.parameters()):,} parameters, queue "
+            f"{next(iter(method.views.values())).queue.size}; {world} process(es), precision {cfg.trainer.precision}, "
+            f"{cfg.epochs} epochs of {batches} steps")
+        module = _lit_module(loaded, method, schedule, store.num_classes, out)
+        data = _data_module(loaded, train_set, None)
+        with use_threads(loaded.cfg.trainer.threads, int(trainer.num_devices), log):
+            started = time.perf_counter()
+            _fit(trainer, module, data, out, resume_ckpt, child, log,
+                 resume_hint=f"skelact pretrain --resume {out}")
+        if trainer.is_global_zero:
+            log(f"pre-training reached epoch {trainer.current_epoch} of {cfg.epochs} "
+                f"({time.perf_counter() - started:.1f} s in this process); judge it with: skelact evaluate "
+                f"linear|knn|finetune|semi {out}")
+        return out
 
 
 def check_queue_size(loaded: LoadedConfig, queue_size: int, batches: int, global_batch: int) -> None:
@@ -355,10 +357,11 @@ def evaluate_command(protocol: str, pretrain_run: str | PathLike | None, overrid
     # read the encoder's checkpoint before the run directory is written: an unreadable one leaves nothing behind
     source_ckpt = None if opts.init == "random" else _checkpoint_path(source_dir, opts.checkpoint)
     source_checkpoint = None if source_ckpt is None else _load_checkpoint(source_ckpt)
-    log = _start(loaded, out, child, resume_ckpt, overrides,
-                 extra_files=None if resume is not None else {PROTOCOL_FILE: json.dumps(record, indent=2) + "\n"})
-    return _run_protocol(protocol, loaded, src, source_dir, opts, out, resume_ckpt, child, log, callbacks,
-                         (source_ckpt, source_checkpoint))
+    with hold_run_dir(out, child):
+        log = _start(loaded, out, child, resume_ckpt, overrides,
+                     extra_files=None if resume is not None else {PROTOCOL_FILE: json.dumps(record, indent=2) + "\n"})
+        return _run_protocol(protocol, loaded, src, source_dir, opts, out, resume_ckpt, child, log, callbacks,
+                             (source_ckpt, source_checkpoint))
 
 
 def _read_protocol_record(run: Path) -> dict[str, Any]:
@@ -571,8 +574,9 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
             extra.update(label_fraction=opts.label_fraction)
 
     labels = test_set.labels
-    save_run_scores(out, scores, labels, test_set.names)
-    metrics = write_report(out, scores, labels, store.class_names, test_set.names, extra=extra)
+    with disk_full_as_error(out, evaluation_output_size(scores, labels, test_set.names)):
+        save_run_scores(out, scores, labels, test_set.names)
+        metrics = write_report(out, scores, labels, store.class_names, test_set.names, extra=extra)
     _plot_features(out, frozen_test, labels, store.class_names, opts.plot, cfg.seed,
                    f"{cfg.experiment}\nfrozen {'+'.join(views)} embeddings of {len(labels)} test samples", log)
     log(f"{protocol} ({', '.join(views)}, {len(labels)} test samples): top1 {metrics['top1']:.2f} %, top5 "

@@ -35,6 +35,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from skelact.atomic import write_atomic, write_text_atomic
+from skelact.errors import disk_full_error, is_disk_full
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last"
@@ -64,14 +65,72 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvert
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to a temporary file beside the target, fsync, then ``os.replace`` (atomic on POSIX)."""
+    """``torch.save`` to a temporary file beside the target, fsync, then ``os.replace`` (atomic on POSIX).
+
+    A full disk is a :class:`~skelact.errors.DiskFullError` naming the checkpoint and its size; the temporary is
+    gone and the previous checkpoint of that name is untouched, so ``--resume`` continues from it."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         target = Path(path)
-        write_atomic(target, lambda handle: torch.save(checkpoint, handle))
+        writers: list[_ErrorKeepingWriter] = []
+
+        def save(handle: Any) -> None:
+            writers.append(_ErrorKeepingWriter(handle))
+            torch.save(checkpoint, writers[-1])
+
+        try:
+            write_atomic(target, save)
+        except Exception as error:
+            cause = writers[-1].error if writers and writers[-1].error is not None else error
+            if not is_disk_full(cause):
+                raise
+            raise disk_full_error(target, _serialized_size(checkpoint)) from None
         _fsync_directory(target.parent)
+
+
+class _ErrorKeepingWriter:
+    """Passes writes on to a file and keeps the ``OSError`` one raised: ``torch.save`` replaces it with a
+    ``RuntimeError`` ("unexpected pos ...") that no longer says the disk was full."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+class _ByteCounter:
+    """A write-only sink that counts bytes: the size ``torch.save`` needs, without holding a copy."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        n = memoryview(data).nbytes
+        self.size += n
+        return n
+
+    def flush(self) -> None:
+        pass
+
+
+def _serialized_size(checkpoint: dict[str, Any]) -> int | None:
+    counter = _ByteCounter()
+    try:
+        torch.save(checkpoint, counter)
+    except Exception:  # noqa: BLE001 - the size only improves the message
+        return None
+    return counter.size
 
 
 def _fsync_directory(path: Path) -> None:
