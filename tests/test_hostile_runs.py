@@ -269,15 +269,24 @@ def leftover_temporaries(run: Path) -> list[Path]:
     return [p for p in run.rglob(".*.tmp")]
 
 
+#: a size as disk_full_error writes it: "640 bytes", "94.5 KB", "1.2 MB", "3.0 GB"
+SIZE = r"[\d.]+ (?:bytes|KB|MB|GB)"
+
+
+def size_in_bytes(text: str) -> float:
+    number, unit = text.split()
+    return float(number) * {"bytes": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+
+
 def test_full_disk_while_writing_a_checkpoint(capsys, tmp_path, monkeypatch):
     run = tmp_path / "run"
     with monkeypatch.context() as mp:
         fill_disk_for(mp, "last.ckpt", after_writes=1)  # epoch 1's checkpoint is written, epoch 2's is not
         line = one_line_error(*cli(capsys, "train", CONFIG, "epochs=3", *tiny(), "--run-dir", run))
     assert re.fullmatch(rf"skelact: error: {re.escape(str(run))}/checkpoints/last\.ckpt: no space left on the device "
-                        r"\([\d.]+ MB free there; about [\d.]+ MB needed\); free some space and run again", line), line
-    needed = float(re.search(r"about ([\d.]+) MB needed", line).group(1))
-    assert needed == pytest.approx((run / "checkpoints" / "last.ckpt").stat().st_size / 1e6, abs=0.15)
+                        rf"\({SIZE} free there; about {SIZE} needed\); free some space and run again", line), line
+    needed = size_in_bytes(re.search(rf"about ({SIZE}) needed", line).group(1))
+    assert needed == pytest.approx((run / "checkpoints" / "last.ckpt").stat().st_size, rel=0.05)
     assert leftover_temporaries(run) == []
     assert checkpoint(run)["epoch"] == 0  # the previous complete checkpoint, readable
     # had the process been killed in the middle of that write instead, its temporary would be there
@@ -297,7 +306,7 @@ def test_full_disk_while_writing_test_outputs_and_leftovers_of_a_killed_write(ca
         fill_disk_for(mp, "scores.npy", room=100)
         line = one_line_error(*cli(capsys, "test", run, "--checkpoint", "last"))
     assert line.startswith(f"skelact: error: {run / 'scores.npy'}: no space left on the device ("), line
-    assert "MB needed" in line
+    assert re.search(rf"about {SIZE} needed", line), line
     assert leftover_temporaries(run) == [] and (run / "scores.npy").read_bytes() == scores
 
     # what `kill -9` during atomic writes leaves: the next command that holds the run directory removes it
