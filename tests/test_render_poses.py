@@ -159,3 +159,40 @@ def test_store_moves_with_its_videos(store, tmp_path):
     copy = SkeletonStore(moved)
     assert copy.video_path(0) == moved / "videos" / f"{copy.names[0]}.mp4"
     assert copy.video_path(0).is_file()
+
+
+def test_a_config_prepares_the_rendered_store_on_first_use(labels, tmp_path, monkeypatch):
+    """data: {format: penn-action-rendered, source: ..., options: {size: 32}} goes through the store cache."""
+    from skelact.data.cache import open_or_prepare
+
+    root = tmp_path / "data"
+    shutil.copytree(labels, root / "penn" / "labels")
+    (root / "penn" / "labels" / "0002.mat").unlink()
+    for name in CLIPS[2:]:
+        (root / "penn" / "labels" / f"{name}.mat").unlink()
+    monkeypatch.setenv("SKELACT_DATA", str(root))
+    monkeypatch.setenv("SKELACT_CACHE", str(tmp_path / "cache"))
+    messages: list[str] = []
+    first = open_or_prepare("penn-action-rendered", "penn", {"size": 32}, progress=False, log=messages.append)
+    assert first.names == list(CLIPS[:2]) and first.video(0).width == 32
+    assert first.path.parent == tmp_path / "cache" and any("first use" in m for m in messages)
+    again = open_or_prepare("penn-action-rendered", "penn", {"size": 32}, progress=False, log=messages.append)
+    assert again.path == first.path and len(messages) == 2  # reused: nothing prepared, nothing said
+    assert decode(again.video_path(1)).shape == (first[1].num_frames, 32, 32, 3)
+
+
+def test_cli_prepare_and_a_bad_size_is_one_line(labels, tmp_path, capsys):
+    from skelact.cli import main
+
+    src = tmp_path / "src" / "labels"
+    src.mkdir(parents=True)
+    shutil.copy(labels / "0346.mat", src)
+    assert main(["prepare", "penn-action-rendered", str(src.parent), str(tmp_path / "out"), "--option", "size=32",
+                 "-q"]) == 0
+    assert "wrote 1 samples (28 frames)" in capsys.readouterr().out
+    assert SkeletonStore(tmp_path / "out").video(0).width == 32
+    assert main(["prepare", "penn-action-rendered", str(src.parent), str(tmp_path / "bad"), "--option", "size=8",
+                 "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "size" in err[0] and "between 16 and 1024" in err[0]
+    assert not (tmp_path / "bad").exists()
