@@ -400,7 +400,8 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
                     if class_names is not None and seq.label >= len(class_names):
                         raise DataError(f"label {seq.label} is outside the {len(class_names)} classes of the "
                                         "source", where, "label")
-                    index = writer.add(seq, file=where, video=video)
+                    index = writer.add(seq, file=where) if video is None else writer.add(seq, file=where,
+                                                                                          video=video)
                 except DataError as e:
                     seq, reason = None, _reason(e, where)
                 except MemoryError:
