@@ -102,15 +102,19 @@ _worker_state: dict[str, Any] = {}
 
 
 def _init_worker(source: Source, num_joints: int, max_persons: int | None, max_frames: int = DEFAULT_MAX_FRAMES,
-                 in_process: bool = False) -> None:
+                 render_into: Path | None = None, in_process: bool = False) -> None:
     if not in_process:
         # Ctrl-C goes to the whole process group; the parent handles it and terminates the pool.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_state.update(source=source, num_joints=num_joints, max_persons=max_persons, max_frames=max_frames)
+    _worker_state.update(source=source, num_joints=num_joints, max_persons=max_persons, max_frames=max_frames,
+                         render_into=render_into)
 
 
-def _read_item(item: Any) -> tuple[str, SkeletonSequence | None, str | None]:
-    """Parse one item in a worker: (file description, record or None, reason it was rejected or None)."""
+def _read_item(item: Any) -> tuple[str, Any, str | None]:
+    """Parse one item in a worker: (file description, record or None, reason it was rejected or None).
+
+    For a source that renders videos (``source.render(item, store_dir)``, e.g. ``penn-action-rendered``) the record
+    is the pair (sequence, :class:`~skelact.data.video_sample.VideoRef`) and the video is already in the store."""
     source: Source = _worker_state["source"]
     try:
         where = source.describe(item)
@@ -121,8 +125,13 @@ def _read_item(item: Any) -> tuple[str, SkeletonSequence | None, str | None]:
         # holds the undecodable bytes as surrogates, on which every later encode() fails. Said once, here.
         what = "file" if not is_printable(os.path.basename(where)) else "folder"
         return printable(where), None, f"{what} name is not valid UTF-8 (rename the {what})"
+    render_into = _worker_state.get("render_into")
+    video = None
     try:
-        seq = source.read(item)
+        if render_into is not None:
+            seq, video = source.render(item, render_into)
+        else:
+            seq = source.read(item)
         if not isinstance(seq, SkeletonSequence):
             raise DataError(f"reader returned {type(seq).__name__}, not a SkeletonSequence", where)
         cap = _worker_state["max_persons"]
@@ -141,7 +150,7 @@ def _read_item(item: Any) -> tuple[str, SkeletonSequence | None, str | None]:
         return where, None, _OUT_OF_MEMORY
     except Exception as e:  # noqa: BLE001 - a reader bug on one file must not end a 114k-file run
         return where, None, printable(f"{type(e).__name__}: {e}")
-    return where, seq, None
+    return where, (seq if video is None else (seq, video)), None
 
 
 _OUT_OF_MEMORY = "out of memory reading this item (it claims sizes far beyond this machine's memory)"
@@ -340,6 +349,11 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
     if max_frames != DEFAULT_MAX_FRAMES and _accepts(reader, "max_frames"):
         source_options = {**source_options, "max_frames": max_frames}
     source = open_source(fmt, src, **source_options)
+    # a source that draws its own videos (penn-action-rendered) writes them into the store's videos/ folder
+    renders = callable(getattr(source, "render", None))
+    if renders and layout is not None:
+        raise ConfigError(f"the {fmt!r} format draws its own layout's joints; --layout does not apply",
+                          field="layout")
     store_layout = _resolve_layout(layout, source)
     items = list(source.items())
     if not items:
@@ -363,8 +377,8 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
     pool = None
     bar = None
     try:
-        writer = StoreWriter(tmp, store_layout)
-        init = (source, store_layout.num_joints, max_persons, max_frames)
+        writer = StoreWriter(tmp, store_layout, videos_inside=renders)
+        init = (source, store_layout.num_joints, max_persons, max_frames, tmp if renders else None)
         if n_workers == 1:
             _init_worker(*init, in_process=True)
             results = map(_read_item, items)
@@ -378,12 +392,16 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
         for where, seq, reason in results:
             bar.update(1)
             processed += 1
+            video = None
+            if isinstance(seq, tuple):
+                seq, video = seq
             if seq is not None:
                 try:
                     if class_names is not None and seq.label >= len(class_names):
                         raise DataError(f"label {seq.label} is outside the {len(class_names)} classes of the "
                                         "source", where, "label")
-                    index = writer.add(seq, file=where)
+                    index = writer.add(seq, file=where) if video is None else writer.add(seq, file=where,
+                                                                                          video=video)
                 except DataError as e:
                     seq, reason = None, _reason(e, where)
                 except MemoryError:
@@ -398,6 +416,8 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
                             warnings.append(f"split {name} not recorded: {e}")
                             del builders[name]
             if seq is None:
+                if video is not None:  # rendered, then refused by the store: its video must not stay behind
+                    (tmp / video.path).unlink(missing_ok=True)
                 rejected.append({"file": where, "reason": reason or "unknown error"})
                 bar.set_postfix(rejected=len(rejected), refresh=False)
         bar.close()

@@ -39,6 +39,9 @@ Version 2 adds two things, for video datasets (:mod:`skelact.data.video_sample`)
 * a ``samples.jsonl`` line may carry ``"video": {"path", "frames", "fps", "width", "height"}``, the sample's video
   relative to the manifest's ``video_root`` (the source folder, absolute). Where the sample has keypoints, ``frames``
   equals its ``T``: keypoint frame ``t`` belongs to video frame ``t``.
+* ``video_root`` is ``"."`` when the videos are inside the store itself (a rendered store, e.g.
+  ``penn-action-rendered``, keeps them in its ``videos/`` folder): paths are then relative to the store directory,
+  which can move with them. ``files`` lists the store's own top-level files, not the videos.
 * ``manifest["kind"]`` is ``"skeleton"`` (keypoints, as in version 1) or ``"video"``: a keypoint-free store for
   plain RGB datasets, with no ``keypoints.npy`` or ``scores.npy``, ``layout``, ``num_joints`` and ``coords`` null,
   ``total_rows`` 0, and in ``index.npz`` persons 0, offsets 0 and frames the video's frame count. Every sample of
@@ -178,12 +181,17 @@ class StoreWriter:
     the samples' video paths are relative to (required when any sample has a video).
     """
 
-    def __init__(self, directory: str | PathLike, layout: Layout | None, video_root: str | PathLike | None = None):
+    def __init__(self, directory: str | PathLike, layout: Layout | None, video_root: str | PathLike | None = None,
+                 videos_inside: bool = False):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=False)
         self.layout = layout
         self.kind = KIND_VIDEO if layout is None else KIND_SKELETON
-        self.video_root = None if video_root is None else Path(video_root).resolve()
+        if videos_inside and video_root is not None:
+            raise StoreError("give video_root or videos_inside, not both", self.directory, "video_root")
+        #: the videos live inside the store (paths relative to its directory), so it can move with them
+        self.videos_inside = videos_inside
+        self.video_root = Path(".") if videos_inside else None if video_root is None else Path(video_root).resolve()
         self._videos = 0
         self.coords: int | None = None
         self._keypoints: _NpyAppender | None = None
@@ -467,8 +475,10 @@ class SkeletonStore:
             self._check_npy(SCORES, (rows, v), np.dtype(m.get("dtypes", {}).get("scores", "float16")))
         root = video_root if video_root is not None else m.get("video_root")
         #: the folder video paths are relative to (``video_root`` given here overrides the recorded one, for a
-        #: dataset that moved); ``None`` when the store refers to no videos
-        self.video_root = None if root is None else Path(root)
+        #: dataset that moved); ``None`` when the store refers to no videos. A relative recorded root (".") means
+        #: the videos are inside the store directory.
+        self.video_root = None if root is None else Path(root) if video_root is not None or Path(root).is_absolute() \
+            else self.path / root
         self._load_index(n, rows)
         self._splits = self._load_splits(n)
         self._layout: Layout | None = None

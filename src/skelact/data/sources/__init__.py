@@ -20,6 +20,7 @@ FORMATS: dict[str, str] = {
     "kinetics-json": "skelact.data.sources.openpose_json:OpenPoseJSONSource",
     "pyskl": "skelact.data.sources.pyskl:PysklPickleSource",
     "penn-action": "skelact.data.sources.penn_action:PennActionSource",
+    "penn-action-rendered": "skelact.data.sources.penn_action_rendered:PennActionRenderedSource",
     "arrays": "skelact.data.sources.arrays:ArraySource",
     "video-folder": "skelact.data.sources.video_folder:VideoFolderSource",
 }
