@@ -7,8 +7,8 @@ dataset turns them into tensors and :func:`skelact.data.batch.collate_by_name` s
 
 Inputs listed in ``sequences`` are keypoint sequences ``[M, T, V, C]``: the dataset fits them to the configured
 person slots and the collation pads them in time (as skeleton batches always were); every other input must have
-the same shape in every sample and is stacked as it is. By default every input taken from ``keypoints`` is a
-sequence.
+the same shape in every sample and is stacked as it is. By default every input taken from ``keypoints``, or shaped
+exactly like them (a modality written beside them, ``ToModality(into=...)``), is a sequence.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ DEFAULT_INPUTS = {"x": "keypoints"}
 class ToInputs:
     """Name the model's inputs: ``inputs`` maps each argument of the model's ``forward`` to a sample key (a list
     of keys uses each key as its own name). ``sequences``: the inputs that are ``[M, T, V, C]`` keypoint sequences
-    (default: those taken from ``keypoints``)."""
+    (default: those taken from ``keypoints`` or shaped like them)."""
 
     def __init__(self, inputs: Any = None, sequences: Sequence[str] | None = None):
         if inputs is None:
@@ -52,13 +52,13 @@ class ToInputs:
             if not isinstance(key, str) or not key:
                 raise bad_argument("ToInputs", "inputs", f"input {name!r}: expected a sample key, got {key!r}")
         self.inputs = {str(k): str(v) for k, v in inputs.items()}
-        if sequences is None:
-            sequences = [name for name, key in self.inputs.items() if key == "keypoints"]
-        unknown = [s for s in sequences if s not in self.inputs]
-        if isinstance(sequences, str) or unknown:
-            raise bad_argument("ToInputs", "sequences", f"expected a list of input names among "
-                               f"{', '.join(self.inputs)}, got {sequences!r}")
-        self.sequences = tuple(str(s) for s in sequences)
+        if sequences is not None:
+            unknown = [s for s in sequences if s not in self.inputs]
+            if isinstance(sequences, str) or unknown:
+                raise bad_argument("ToInputs", "sequences", f"expected a list of input names among "
+                                   f"{', '.join(self.inputs)}, got {sequences!r}")
+            sequences = tuple(str(s) for s in sequences)
+        self.sequences = sequences
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         arrays = {}
@@ -70,8 +70,15 @@ class ToInputs:
             arrays[name] = np.asarray(sample[key])
         out = updated(sample, **arrays)
         out[INPUTS_KEY] = tuple(self.inputs)
-        out[SEQUENCES_KEY] = self.sequences
+        out[SEQUENCES_KEY] = self.sequences if self.sequences is not None else self._sequences_of(sample, arrays)
         return out
 
+    def _sequences_of(self, sample: Sample, arrays: dict[str, np.ndarray]) -> tuple[str, ...]:
+        keypoints = sample.get("keypoints")
+        shape = None if keypoints is None else np.shape(keypoints)
+        return tuple(name for name, key in self.inputs.items()
+                     if key == "keypoints" or (shape is not None and arrays[name].shape == shape))
+
     def __repr__(self) -> str:
-        return f"ToInputs(inputs={self.inputs!r}, sequences={list(self.sequences)!r})"
+        sequences = "" if self.sequences is None else f", sequences={list(self.sequences)!r}"
+        return f"ToInputs(inputs={self.inputs!r}{sequences})"
