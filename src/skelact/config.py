@@ -77,7 +77,8 @@ class DataConfig:
     train_pipeline: List[Any] = field(default_factory=list)
     test_pipeline: List[Any] = field(default_factory=list)
     #: the steps after either pipeline, shared by training and testing: the modality step and, last, ``ToInputs``,
-    #: which names the arrays the model takes (``configs/_base_/modalities/*.yaml`` place them)
+    #: which names the arrays the model takes (``configs/_base_/modalities/*.yaml`` place them). Pre-training
+    #: methods make their views themselves (skelact.data.multiview, one ToModality per view) and skip it
     input_pipeline: List[Any] = field(default_factory=lambda: [dict(step) for step in DEFAULT_INPUT_PIPELINE])
     #: ``joint``, ``bone``, ``joint_motion`` or ``bone_motion`` (aliases ``j``, ``b``, ``jm``, ``bm``): the
     #: modality of the default ``input_pipeline``, the view of a single-view pre-training method, and the name
