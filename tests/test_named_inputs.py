@@ -179,6 +179,21 @@ def test_the_two_input_model_exports_to_onnx(two_stream_runs, tmp_path):
     np.testing.assert_allclose(logits, np.load(runs[0] / "scores.npy")[:5], atol=1e-4)
 
 
+def test_predict_feeds_both_inputs(two_stream_runs, shared_data, monkeypatch):
+    """``skelact predict``'s Predictor gives a test sample the probabilities the run's test wrote for it."""
+    from skelact.engine.build import subset_indices
+    from skelact.engine.predict import Predictor
+
+    _, runs, loaded, store = two_stream_runs
+    monkeypatch.setenv("SKELACT_DATA", str(shared_data))
+    monkeypatch.setenv("SKELACT_CACHE", str(runs[0].parent / "cache"))
+    predictor = Predictor(runs[0], "last")
+    first = int(subset_indices(loaded, store, "test")[0])
+    probs = predictor.probabilities(store[first])
+    logits = torch.from_numpy(np.load(runs[0] / "scores.npy")[:1]).double()
+    np.testing.assert_allclose(probs, torch.softmax(logits, dim=1).numpy(), atol=1e-6)
+
+
 def test_ensemble_fuses_the_two_input_runs(two_stream_runs, tmp_path):
     from skelact.evaluation.ensemble import ensemble_runs
 

@@ -138,7 +138,8 @@ class OptimizerConfig:
 
 @dataclass
 class InitConfig:
-    """Start a new run's model (or part of it) from another run's weights, matched by key prefix."""
+    """Start a new run's model (or part of it) from another run's weights, matched by key prefix; ``skelact train``
+    applies it when a run starts (a resumed run's checkpoint already holds every weight)."""
 
     #: the run directory whose checkpoint gives the weights (None: no initialisation from a run)
     from_run: Optional[str] = None

@@ -140,12 +140,6 @@ def check_inputs(loaded: LoadedConfig, store: Any, num_samples: int = CHECK_SAMP
     return model_inputs(batch), tuple(items[0].get("sequences", ())), [test_set.names[i] for i in positions]
 
 
-def check_batch(loaded: LoadedConfig, store: Any, num_samples: int = CHECK_SAMPLES) -> tuple[Any, list[str]]:
-    """``(x [n, M, T, V, C], names)``: :func:`check_inputs` of a single-input run."""
-    inputs, _, names = check_inputs(loaded, store, num_samples)
-    return next(iter(inputs.values())), names
-
-
 def _describe_input(name: str, value: Any, sequence: bool, dynamic_frames: bool) -> dict[str, Any]:
     """One graph input for a deployment: name, shape (symbolic batch and, if dynamic, frames), layout, dtype."""
     shape: list[Any] = ["batch", *(int(s) for s in value.shape[1:])]
