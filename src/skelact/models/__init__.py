@@ -6,8 +6,9 @@ Input batches are skelact's ``[N, M, T, V, C]``; :mod:`skelact.models.layers` do
 - :class:`CTRGCN`: CTR-GCN (Chen et al., ICCV 2021), inward/outward partition by default.
 
 Models are looked up by name in :data:`MODELS` (:func:`register_model` adds one) and built from the data with
-``from_data`` (:mod:`skelact.models.data_info`). Both return logits ``[N, num_classes]``; ``forward(x, return_features=True)`` adds FR-Head's stage features and
-``extract_features(x)`` gives the pooled embedding.
+``from_data`` (:mod:`skelact.models.data_info`). Both return logits ``[N, num_classes]``;
+``forward(x, return_features=True)`` adds FR-Head's stage features and ``extract_features(x)`` gives the pooled
+embedding.
 """
 
 from __future__ import annotations

@@ -48,7 +48,10 @@ def with_data_arguments(model_name: str, declared: Sequence[str], data: DataInfo
         value = getattr(data, name)
         given = out.get(name)
         if name == "layout" and given is not None:
-            wanted = get_layout(given)
+            try:
+                wanted = get_layout(given)
+            except LayoutError as e:
+                raise LayoutError(e.message, field="layout") from None
             if not same_layout(wanted, value):
                 raise LayoutError(f"{model_name}'s graph is built on layout {wanted.name!r} ({wanted.num_joints} "
                                   f"joints) but the data has layout {value.name!r} ({value.num_joints} joints); use "
