@@ -73,7 +73,8 @@ def main() -> None:
     for _ in range(args.warmup + args.steps):
         picks = rng.choice(len(train_set), size=args.batch_size, replace=False)
         batch = collate_skeletons([train_set[int(i)] for i in picks])
-        batches.append({k: v.to(device) for k, v in batch.items()})
+        # tensors to the device; the batch also names its inputs (a tuple of strings, kept as it is)
+        batches.append({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
 
     baseline = build_method(baseline_cfg, build_model(baseline_cfg, store)).to(device).train()
     frhead = build_method(frhead_cfg, build_model(frhead_cfg, store)).to(device).train()

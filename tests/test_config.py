@@ -138,7 +138,7 @@ def test_bad_files(tmp_path: Path):
 
 
 def test_model_arguments_checked_against_the_constructor(tmp_path: Path):
-    from skelact.engine.build import INJECTED, _accepted_arguments, model_class
+    from skelact.engine.build import accepted_arguments, model_class
 
     base = write(tmp_path / "model.yaml", "model: {type: ctrgcn, base_chanels: 16}\n")
     top = write(tmp_path / "exp.yaml", "_base_: model.yaml\ndata: {format: nw-ucla, source: nw_ucla, "
@@ -147,13 +147,14 @@ def test_model_arguments_checked_against_the_constructor(tmp_path: Path):
     cls = model_class(loaded)
     assert cls.__name__ == "CTRGCN"
     with pytest.raises(ConfigError) as info:
-        check_model_arguments(loaded, _accepted_arguments(cls), cls.__name__, INJECTED)
+        check_model_arguments(loaded, accepted_arguments(cls), cls.__name__, cls.DATA_ARGUMENTS)
     assert info.value.field == "model.base_chanels"
     assert info.value.path == str(base)  # the base that set it, not the experiment file
     assert "base_channels" in info.value.message
     with pytest.raises(ConfigError) as info:
         model_class(load_config(top, ["model.type=resnet"]))
     assert info.value.field == "model.type" and info.value.path == COMMAND_LINE
+    assert "stgcn, ctrgcn" in info.value.message  # the table of imported model classes lists the known ones
 
 
 # ---------------------------------------------------------------------------------------------------------------

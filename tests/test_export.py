@@ -132,7 +132,8 @@ def test_the_description_matches_the_run(frhead_run, exported, capsys):
     assert info["layout"]["name"] == "nw_ucla20" and len(info["layout"]["joints"]) == 20
     assert info["modality"] == "joint"
     steps = [step["type"] for step in info["preprocessing"]["test_pipeline"]]
-    assert steps == ["CenterOnJoint", "MinMaxNormalize", "UclaSample", "ToModality"]
+    assert steps == ["CenterOnJoint", "MinMaxNormalize", "UclaSample", "ToModality", "ToInputs"]
+    assert [i["name"] for i in info["inputs"]] == ["x"]  # one named input, described as "input" too
     assert info["source"]["checkpoint"] == "last" and info["source"]["epoch"] == 1
     assert info["check"]["max_abs_diff"] < TOLERANCE and len(info["check"]["samples"]) == 4
 

@@ -270,17 +270,16 @@ def test_crossclr_phases_pair_sum_and_reference_key_update():
 
 def test_settings_and_protocol_recipes_are_checked(ucla_store):
     from skelact.config import load_config
-    from skelact.engine.build import build_method
-    from skelact.methods.crossclr import cross_view_settings
+    from skelact.engine.build import build_method, method_settings_of
 
     config = REPO / "configs" / "nw_ucla" / "crossclr_3view.yaml"
-    assert cross_view_settings(load_config(config)).views == ["joint", "joint_motion", "bone"]
+    assert method_settings_of(load_config(config)).crossclr.views == ["joint", "joint_motion", "bone"]
     with pytest.raises(ConfigError) as e:
-        cross_view_settings(load_config(config, ["method.crossclr.top_k=2"]))
-    assert e.value.field == "method.crossclr.top_k"
+        method_settings_of(load_config(config, ["method.crossclr.top_k=2"]))
+    assert e.value.field == "method.crossclr.top_k" and e.value.path == "command line"
     with pytest.raises(ConfigError) as e:
-        cross_view_settings(load_config(config, ["method.crossclr.cross_key_updates=[motion]"]))
-    assert e.value.field == "method.crossclr.cross_key_updates"
+        method_settings_of(load_config(config, ["method.crossclr.cross_key_updates=[motion]"]))
+    assert e.value.field == "method.crossclr.cross_key_updates" and e.value.path == "command line"
     with pytest.raises(ConfigError, match="skelact pretrain"):  # `skelact train` refuses a pre-training config
         build_method(load_config(config), None)
     # protocol recipes are checked before pre-training starts, naming the recipe key

@@ -13,17 +13,22 @@ Sections (see the dataclasses for every key and its default):
 * ``data``: the dataset (``format``, ``source`` under the data root, or a prepared ``store``), the split and its
   subsets, the per-sample pipelines (transform specs, see :mod:`skelact.data.transforms`), the modality, person
   slots, batch sizes and loader workers;
-* ``model``: ``type`` (``ctrgcn``, ``stgcn`` or ``package.module:Class``) and the constructor's arguments;
-  ``num_classes``, ``layout``, ``num_persons`` and ``in_channels`` are filled in from the data;
-* ``method``: what is optimised (``supervised``: cross-entropy, optional label smoothing);
-* ``optimizer`` / ``schedule``: SGD and the learning-rate schedule (:mod:`skelact.engine.optim`);
+* ``model``: ``type`` (a name of :data:`skelact.models.MODELS`: ``ctrgcn``, ``stgcn``) and the constructor's
+  arguments; the ones the data decides (the model's ``DATA_ARGUMENTS``: ``num_classes``, ``layout``,
+  ``num_persons``, ``in_channels``) are filled in from the data (:mod:`skelact.models.data_info`);
+* ``method``: what is optimised, a name of the method table (:mod:`skelact.methods.registry`) and its settings;
+* ``optimizer`` / ``schedule``: SGD, Adam or AdamW and the learning-rate schedule (:mod:`skelact.engine.optim`);
+* ``init``: start the model, or a sub-module of it, from another run's weights by key prefix
+  (:mod:`skelact.engine.initialise`);
 * ``trainer``: devices, strategy, precision, logging (:mod:`skelact.engine.trainer`), CPU threads
   (:mod:`skelact.engine.threads`);
 * ``evaluate``: which checkpoint the end-of-training test uses;
 * ``protocols``: how ``skelact evaluate`` judges a pre-trained encoder (:mod:`skelact.methods.protocols`).
 
 The schema keeps ``model`` open (its keys depend on the model type); :func:`check_model_arguments` checks them
-against the model's constructor and names the file that set a bad one.
+against the model's constructor and names the file that set a bad one. ``method.type`` and ``optimizer.type`` are
+checked against the method table and :data:`OPTIMIZER_TYPES`; each method's own settings are checked by the
+method table's checks when a run builds it.
 """
 
 from __future__ import annotations
@@ -47,6 +52,13 @@ BASE_KEY = "_base_"
 # schema
 
 
+#: the input steps of a config that places none: the modality of ``data.modality``, the keypoints as ``x``
+DEFAULT_INPUT_PIPELINE = (
+    {"type": "ToModality", "name": "${data.modality}"},
+    {"type": "ToInputs", "inputs": {"x": "keypoints"}},
+)
+
+
 @dataclass
 class DataConfig:
     #: reader format key (``skelact prepare FORMAT``), e.g. ``nw-ucla``
@@ -61,10 +73,16 @@ class DataConfig:
     split: Optional[str] = None
     train_subset: str = "train"
     test_subset: str = "test"
-    #: per-sample transform specs ``[{type: Name, ...}]``; the modality is appended to both
+    #: per-sample transform specs ``[{type: Name, ...}]`` (augmentation, normalisation, frame sampling)
     train_pipeline: List[Any] = field(default_factory=list)
     test_pipeline: List[Any] = field(default_factory=list)
-    #: ``joint``, ``bone``, ``joint_motion`` or ``bone_motion`` (aliases ``j``, ``b``, ``jm``, ``bm``)
+    #: the steps after either pipeline, shared by training and testing: the modality step and, last, ``ToInputs``,
+    #: which names the arrays the model takes (``configs/_base_/modalities/*.yaml`` place them). Pre-training
+    #: methods make their views themselves (skelact.data.multiview, one ToModality per view) and skip it
+    input_pipeline: List[Any] = field(default_factory=lambda: [dict(step) for step in DEFAULT_INPUT_PIPELINE])
+    #: ``joint``, ``bone``, ``joint_motion`` or ``bone_motion`` (aliases ``j``, ``b``, ``jm``, ``bm``): the
+    #: modality of the default ``input_pipeline``, the view of a single-view pre-training method, and the name
+    #: runs and ensembles report
     modality: str = "joint"
     #: person slots M of a batch: fewer persons are zero-padded, further ones dropped (readers order by relevance)
     num_persons: int = 1
@@ -81,38 +99,57 @@ class DataConfig:
     max_test_samples: Optional[int] = None
 
 
-#: what ``method.type`` may name
-METHOD_TYPES = ("supervised", "frhead", "skeletonclr", "crossclr")
-#: self-supervised pre-training methods (``skelact pretrain``, :mod:`skelact.engine.ssl_commands`), not ``train``
-PRETRAINING_METHOD_TYPES = ("skeletonclr", "crossclr")
-
-
 @dataclass
 class MethodConfig:
-    #: ``supervised`` or ``frhead`` (cross-entropy + FR-Head's contrastive refinement)
+    #: a name of the method table (skelact.methods.registry.METHODS): ``supervised``, ``frhead`` (cross-entropy +
+    #: FR-Head's contrastive refinement), ``skeletonclr``, ``crossclr`` (pre-training)
     type: str = "supervised"
     label_smoothing: float = 0.0
-    #: FR-Head's settings (``method.type: frhead``), checked by skelact.methods.frhead.settings_from_config
+    #: FR-Head's settings (``method.type: frhead``): skelact.methods.frhead.FRHeadSettings
     frhead: Dict[str, Any] = field(default_factory=dict)
-    #: SkeletonCLR's per-view settings (``skeletonclr`` and ``crossclr``), checked by
-    #: skelact.methods.skeletonclr.contrastive_settings
+    #: SkeletonCLR's per-view settings (``skeletonclr`` and ``crossclr``): skelact.methods.skeletonclr
+    #: .ContrastiveSettings
     skeletonclr: Dict[str, Any] = field(default_factory=dict)
-    #: CrosSCLR's cross-view settings, checked by skelact.methods.crossclr.cross_view_settings
+    #: CrosSCLR's cross-view settings: skelact.methods.crossclr.CrossViewSettings
     crossclr: Dict[str, Any] = field(default_factory=dict)
+
+
+#: what ``optimizer.type`` may name (skelact.engine.optim.build_optimizer)
+OPTIMIZER_TYPES = ("sgd", "adam", "adamw")
 
 
 @dataclass
 class OptimizerConfig:
-    #: ``sgd`` (momentum SGD, the GCN papers' optimiser)
+    #: ``sgd`` (momentum SGD, the GCN papers' optimiser), ``adam`` or ``adamw`` (decoupled weight decay)
     type: str = "sgd"
     #: learning rate for a global batch of ``reference_batch_size`` samples
     lr: float = 0.1
     reference_batch_size: int = 16
     #: scale ``lr`` linearly with the global batch size (Goyal et al., 2017)
     scale_lr: bool = True
+    #: SGD only
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
+    #: Adam / AdamW only: the decay rates of the moment estimates, and the term added to the denominator
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+
+
+@dataclass
+class InitConfig:
+    """Start a new run's model (or part of it) from another run's weights, matched by key prefix; ``skelact train``
+    applies it when a run starts (a resumed run's checkpoint already holds every weight)."""
+
+    #: the run directory whose checkpoint gives the weights (None: no initialisation from a run)
+    from_run: Optional[str] = None
+    #: its ``last`` or ``best`` checkpoint
+    checkpoint: str = "last"
+    #: the keys taken, under the source run's method (``model.``: a supervised run's network;
+    #: ``views.joint.encoder.``: a pre-training run's joint encoder); the prefix is replaced by ``target_prefix``
+    source_prefix: str = "model."
+    #: where they go in the new run's method (``model.``: its network; ``model.backbone.``: a sub-module of it)
+    target_prefix: str = "model."
 
 
 @dataclass
@@ -176,6 +213,7 @@ class ExperimentConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    init: InitConfig = field(default_factory=InitConfig)
     #: recipes of the evaluation protocols of a pre-trained encoder (``skelact evaluate``): ``{linear | knn |
     #: finetune | semi: {experiment keys to change, protocol options}}``, checked by skelact.methods.protocols
     protocols: Dict[str, Any] = field(default_factory=dict)
@@ -389,18 +427,26 @@ def _check_values(loaded: LoadedConfig) -> None:
         modality_name(d.modality)
     except ConfigError as e:
         raise loaded.error(e.message, "data.modality") from None
-    need(cfg.method.type in METHOD_TYPES, "method.type",
-         f"unknown method {cfg.method.type!r}; known: {', '.join(METHOD_TYPES)}")
+    from skelact.methods.registry import METHODS
+
+    need(cfg.method.type in METHODS, "method.type", f"unknown method {cfg.method.type!r}; known: {', '.join(METHODS)}")
     need(0.0 <= cfg.method.label_smoothing < 1.0, "method.label_smoothing",
          f"must lie in [0, 1), got {cfg.method.label_smoothing}")
     o = cfg.optimizer
-    need(o.type == "sgd", "optimizer.type", f"unknown optimizer {o.type!r}; known: sgd")
+    need(o.type in OPTIMIZER_TYPES, "optimizer.type",
+         f"unknown optimizer {o.type!r}; known: {', '.join(OPTIMIZER_TYPES)}")
     need(o.lr > 0, "optimizer.lr", f"must be positive, got {o.lr}")
     need(o.reference_batch_size >= 1, "optimizer.reference_batch_size",
          f"must be at least 1, got {o.reference_batch_size}")
     need(o.weight_decay >= 0, "optimizer.weight_decay", f"must be 0 or more, got {o.weight_decay}")
     need(0 <= o.momentum < 1, "optimizer.momentum", f"must lie in [0, 1), got {o.momentum}")
-    need(not o.nesterov or o.momentum > 0, "optimizer.nesterov", "Nesterov momentum needs optimizer.momentum > 0")
+    need(o.type != "sgd" or not o.nesterov or o.momentum > 0, "optimizer.nesterov",
+         "Nesterov momentum needs optimizer.momentum > 0")
+    need(len(o.betas) == 2 and all(0.0 <= b < 1.0 for b in o.betas), "optimizer.betas",
+         f"expected two numbers in [0, 1), got {list(o.betas)}")
+    need(o.eps > 0, "optimizer.eps", f"must be positive, got {o.eps}")
+    need(cfg.init.checkpoint in ("best", "last"), "init.checkpoint",
+         f"must be 'best' or 'last', got {cfg.init.checkpoint!r}")
     s = cfg.schedule
     need(s.type in ("step", "cosine", "constant"), "schedule.type",
          f"unknown schedule {s.type!r}; known: step, cosine, constant")
@@ -428,7 +474,9 @@ def _check_values(loaded: LoadedConfig) -> None:
     need(cfg.evaluate.checkpoint in ("best", "last"), "evaluate.checkpoint",
          f"must be 'best' or 'last', got {cfg.evaluate.checkpoint!r}")
     if not isinstance(cfg.model.get("type"), str) or not cfg.model.get("type"):
-        raise loaded.error("missing: the model type (ctrgcn, stgcn or package.module:Class)", "model.type")
+        from skelact.models import MODELS
+
+        raise loaded.error(f"missing: the model type (one of {', '.join(MODELS)})", "model.type")
     if d.store is None:
         for key in ("format", "source"):
             need(d[key] is not None, f"data.{key}", "missing: give data.format and data.source (or data.store)")

@@ -6,8 +6,9 @@ the number of workers, the order it is loaded in, or whether the run was resumed
 through the sampler, which yields ``(epoch, index)`` pairs (:class:`EpochSampler`); plain integer indices use epoch
 0 (evaluation). The shuffling order is likewise a function of ``(seed, epoch)``.
 
-Batches are dicts: ``x`` float32 ``[N, M, T, V, C]`` (skelact's layout, M = the configured person slots), ``label``
-int64 ``[N]`` and ``index`` int64 ``[N]`` (position in this dataset, for per-sample scores).
+An item is a mapping of named inputs (see :mod:`skelact.data.batch`): the arrays the pipeline's last step,
+:class:`~skelact.data.transforms.ToInputs`, names (without one: ``x``, the keypoints), with ``label`` and ``index``.
+Keypoint sequences are float32 ``[M, T, V, C]`` (M = the configured person slots); batches add ``N`` in front.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from skelact.data.batch import NamedCollate, collate_by_name
 from skelact.data.transforms import sample_from_sequence
+from skelact.data.transforms.inputs import DEFAULT_INPUTS, INPUTS_KEY, SEQUENCES_KEY
 from skelact.errors import DataError
 
 
@@ -75,10 +78,27 @@ class SkeletonDataset(Dataset):
         sample["layout"] = self.store.layout
         if self.pipeline is not None:
             sample = self.pipeline(sample, self.rng(position, epoch))
-        x = fit_persons(np.asarray(sample["keypoints"], dtype=np.float32), self.num_persons)
-        if not np.isfinite(x).all():
-            raise DataError("the pipeline produced NaN or infinite coordinates", seq.name, "keypoints")
-        return {"x": torch.from_numpy(np.ascontiguousarray(x)), "label": int(seq.label), "index": position}
+        return named_inputs(sample, self.num_persons, seq.name, {"label": int(seq.label), "index": position})
+
+
+def named_inputs(sample: dict[str, Any], num_persons: int, name: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The model inputs a pipeline's sample names (:class:`~skelact.data.transforms.ToInputs`; without one, its
+    keypoints as ``x``) as tensors, keypoint sequences fitted to ``num_persons`` slots, plus ``extra``."""
+    names = tuple(sample.get(INPUTS_KEY, tuple(DEFAULT_INPUTS)))
+    sequences = tuple(sample.get(SEQUENCES_KEY, tuple(DEFAULT_INPUTS)))
+    item: dict[str, Any] = {}
+    for input_name in names:
+        key = DEFAULT_INPUTS[input_name] if INPUTS_KEY not in sample else input_name
+        value = np.asarray(sample[key])
+        if input_name in sequences:
+            value = fit_persons(value.astype(np.float32, copy=False), num_persons)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise DataError(f"the pipeline produced NaN or infinite values in input {input_name!r}", name, key)
+        item[input_name] = torch.from_numpy(np.ascontiguousarray(value))
+    item.update(extra)
+    item[INPUTS_KEY] = names
+    item[SEQUENCES_KEY] = sequences
+    return item
 
 
 def fit_persons(keypoints: np.ndarray, num_persons: int) -> np.ndarray:
@@ -92,37 +112,9 @@ def fit_persons(keypoints: np.ndarray, num_persons: int) -> np.ndarray:
     return np.concatenate([keypoints, pad], axis=0)
 
 
-def collate_skeletons(batch: Sequence[dict[str, Any]], num_frames: int | None = None) -> dict[str, torch.Tensor]:
-    """Stack samples into ``x [N, M, T, V, C]``; shorter clips are zero-padded at the end to the longest one (or to
-    ``num_frames``), as the reference feeders pad to a fixed length. A clip longer than ``num_frames`` is an error:
-    cutting it is the pipeline's job (a temporal sampling transform), not the collator's."""
-    frames = [b["x"].shape[1] for b in batch]
-    target = max(frames) if num_frames is None else int(num_frames)
-    if max(frames) > target:
-        raise DataError(f"a sample has {max(frames)} frames, more than data.num_frames={target}; add a temporal "
-                        "sampling transform to the pipeline or raise data.num_frames", field="data.num_frames")
-    xs = []
-    for b in batch:
-        x = b["x"]
-        if x.shape[1] < target:
-            pad = x.new_zeros((x.shape[0], target - x.shape[1], *x.shape[2:]))
-            x = torch.cat([x, pad], dim=1)
-        xs.append(x)
-    return {
-        "x": torch.stack(xs),
-        "label": torch.tensor([b["label"] for b in batch], dtype=torch.int64),
-        "index": torch.tensor([b["index"] for b in batch], dtype=torch.int64),
-    }
-
-
-class SkeletonCollate:
-    """Picklable ``collate_fn`` with a fixed ``num_frames`` (for DataLoader workers)."""
-
-    def __init__(self, num_frames: int | None = None):
-        self.num_frames = num_frames
-
-    def __call__(self, batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return collate_skeletons(batch, self.num_frames)
+#: the names skelact's skeleton batches always had; the collation now stacks any named inputs
+collate_skeletons = collate_by_name
+SkeletonCollate = NamedCollate
 
 
 class EpochSampler(Sampler):

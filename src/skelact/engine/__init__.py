@@ -1,13 +1,12 @@
 """The training engine: Lightning runs the loop, checkpoints, logging, mixed precision and distributed training.
 
-Entry points (what ``skelact train`` / ``skelact test`` call): :func:`train_command` and :func:`test_command` in
-:mod:`skelact.engine.commands`. Lightning is an optional dependency (the ``train`` extra); importing this package
-does not need it, using the engine does (:func:`require_lightning` says how to get it).
+Entry points (what ``skelact train`` / ``skelact test`` call): ``train_command`` and ``test_command`` in
+:mod:`skelact.engine.commands`, imported from there (a lazy re-export here was the package's one import circle).
+Lightning is an optional dependency (the ``train`` extra); importing this package does not need it, using the
+engine does (:func:`require_lightning` says how to get it).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from skelact.errors import SkelactError
 
@@ -27,18 +26,4 @@ def require_lightning() -> None:
                                      field="lightning") from None
 
 
-def train_command(*args: Any, **kwargs: Any):
-    """See :func:`skelact.engine.commands.train_command`."""
-    from skelact.engine.commands import train_command as run
-
-    return run(*args, **kwargs)
-
-
-def test_command(*args: Any, **kwargs: Any):
-    """See :func:`skelact.engine.commands.test_command`."""
-    from skelact.engine.commands import test_command as run
-
-    return run(*args, **kwargs)
-
-
-__all__ = ["INSTALL_HINT", "MissingDependencyError", "require_lightning", "test_command", "train_command"]
+__all__ = ["INSTALL_HINT", "MissingDependencyError", "require_lightning"]

@@ -1,102 +1,62 @@
 """From a checked config to the objects a run needs: the store, the two datasets, the model and the method.
 
-The model's data-dependent arguments come from the store, never from the user retyping them: ``num_classes`` (the
-store's classes), ``layout`` (the store's joint layout, which the model builds its graph from), ``in_channels``
-(coordinates per joint) and ``num_persons`` (``data.num_persons``). A config may still name them, e.g.
-``model.layout: ntu25`` to insist on a graph; a disagreement with the data is then one clear error instead of a
-shape mismatch deep inside a convolution.
+Models come from the table of imported classes :data:`skelact.models.MODELS` and are built from the data with
+their ``from_data(data_info, **settings)``: the data-dependent arguments (``num_classes``, the joint ``layout``,
+``in_channels``, ``num_persons``, whatever the model declares) come from the store, never from the user retyping
+them (:mod:`skelact.models.data_info`). Methods come from the method table (:mod:`skelact.methods.registry`): their
+settings are read and checked here, from the config, and handed to their builder as a dataclass.
 """
 
 from __future__ import annotations
 
 import inspect
-from importlib import import_module
 from typing import Any, Callable
 
 import numpy as np
 
 from skelact.config import LoadedConfig, check_model_arguments, to_container
 from skelact.errors import ConfigError, LayoutError, SkelactError
-
-#: model type -> "module:Class"; a config may also give "package.module:Class" directly
-MODELS: dict[str, str] = {
-    "ctrgcn": "skelact.models.ctrgcn:CTRGCN",
-    "stgcn": "skelact.models.stgcn:STGCN",
-}
-
-#: constructor arguments the engine fills in from the data
-INJECTED = ("num_classes", "layout", "in_channels", "num_persons")
+from skelact.methods.registry import SELF_SUPERVISED, SUPERVISED, MethodContext, MethodSpec, get_method, method_names
+from skelact.methods.settings import read_settings
+from skelact.models import MODELS, DataInfo, same_layout  # noqa: F401 - same_layout: what predict compares with
 
 
 def model_class(loaded: LoadedConfig) -> type:
+    """The class of ``model.type`` in :data:`skelact.models.MODELS`."""
     name = loaded.cfg.model.type
-    target = MODELS.get(name, name)
-    module_name, sep, class_name = target.partition(":")
-    if not sep or not module_name or not class_name:
-        raise loaded.error(f"unknown model {name!r}; known models: {', '.join(MODELS)} "
-                           "(or give package.module:Class)", "model.type")
-    try:
-        module = import_module(module_name)
-    except ImportError as e:
-        raise loaded.error(f"cannot import the module of model {name!r} ({e})", "model.type") from None
-    cls = getattr(module, class_name, None)
-    if not isinstance(cls, type):
-        raise loaded.error(f"{module_name} has no class {class_name!r}", "model.type")
+    cls = MODELS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise loaded.error(f"unknown model {name!r}; known models: {', '.join(MODELS)} (skelact.models.register_model "
+                           "adds one)", "model.type")
     return cls
 
 
-def _accepted_arguments(cls: type) -> list[str]:
+def accepted_arguments(cls: type) -> list[str]:
+    """The keyword arguments of ``cls``'s constructor (what a config's ``model`` section may set)."""
     params = inspect.signature(cls).parameters
     return [p for p, d in params.items()
             if p != "self" and d.kind in (d.POSITIONAL_OR_KEYWORD, d.KEYWORD_ONLY)]
 
 
-def same_layout(a: Any, b: Any) -> bool:
-    """Two layouts describe the same skeleton graph (joint count, tree and centre; names may differ)."""
-    return a.num_joints == b.num_joints and tuple(a.parents) == tuple(b.parents) and a.center == b.center
+def data_info(loaded: LoadedConfig, store: Any) -> DataInfo:
+    """What the models of a run may learn about its data."""
+    return DataInfo(num_classes=int(store.num_classes), layout=store.layout, in_channels=int(store.coords),
+                    num_persons=int(loaded.cfg.data.num_persons), class_names=tuple(store.class_names))
 
 
 def build_model(loaded: LoadedConfig, store: Any):
-    """The model of ``loaded.cfg.model``, with the data-dependent arguments taken from ``store``."""
-    from skelact.skeleton.layout import get_layout
-
+    """The model of ``loaded.cfg.model``, built for the data of ``store`` (``cls.from_data``)."""
     cls = model_class(loaded)
-    accepted = _accepted_arguments(cls)
-    check_model_arguments(loaded, accepted, cls.__name__, injected=INJECTED)
+    declared = tuple(getattr(cls, "DATA_ARGUMENTS", ()))
+    check_model_arguments(loaded, accepted_arguments(cls), cls.__name__, injected=declared)
     spec = to_container(loaded.cfg.model)
     spec.pop("type")
-    cfg = loaded.cfg
-
-    store_layout = store.layout
-    if spec.get("layout") is not None:
-        try:
-            wanted = get_layout(spec["layout"])
-        except LayoutError as e:
-            raise loaded.error(e.message, "model.layout") from None
-        if not same_layout(wanted, store_layout):
-            raise LayoutError(
-                f"the model's graph is built on layout {wanted.name!r} ({wanted.num_joints} joints) but the "
-                f"store {store.path} has layout {store_layout.name!r} ({store_layout.num_joints} joints); "
-                "use a dataset with that layout or drop model.layout to build the graph from the data",
-                loaded.source_of("model.layout"), "model.layout")
-    data_values = {"num_classes": store.num_classes, "in_channels": store.coords,
-                   "num_persons": int(cfg.data.num_persons)}
-    for key, value in data_values.items():
-        given = spec.get(key)
-        if given is not None and given != value:
-            where = "data.num_persons" if key == "num_persons" else f"the store {store.path}"
-            raise loaded.error(f"is {given!r} but {where} gives {value!r}; leave it out to use the data's value",
-                               f"model.{key}")
-    if "layout" in accepted:
-        spec["layout"] = store_layout
-    for key, value in data_values.items():
-        if key in accepted:
-            spec[key] = value
     try:
-        return cls(**spec)
+        return cls.from_data(data_info(loaded, store), **spec)
     except SkelactError as e:
         field = f"model.{e.field}" if e.field else "model"
-        raise ConfigError(e.message, loaded.source_of(field), field) from None
+        kind = LayoutError if isinstance(e, LayoutError) else ConfigError
+        raise kind(e.message, loaded.source_of(field) or str(store.path), field) from None
     except TypeError as e:
         raise ConfigError(f"{cls.__name__}: {e}", loaded.source_of("model.type"), "model") from None
 
@@ -131,18 +91,21 @@ def subset_indices(loaded: LoadedConfig, store: Any, which: str) -> np.ndarray:
 
 
 def build_pipeline_of(loaded: LoadedConfig, which: str):
-    """The per-sample pipeline of ``which`` ('train' or 'test'), with ``ToModality(data.modality)`` appended."""
+    """The per-sample pipeline of ``which`` ('train' or 'test'): ``data.<which>_pipeline`` followed by
+    ``data.input_pipeline`` (the modality and the model inputs)."""
     from skelact.data.transforms import Compose
 
     d = loaded.cfg.data
-    key = f"data.{which}_pipeline"
-    specs = list(to_container(d[f"{which}_pipeline"]))
-    specs.append({"type": "ToModality", "name": d.modality})
-    try:
-        return Compose(specs)
-    except ConfigError as e:
-        field = f"{key}.{e.field}" if e.field else key
-        raise ConfigError(e.message, loaded.source_of(key), field) from None
+    parts = ((f"data.{which}_pipeline", list(to_container(d[f"{which}_pipeline"]))),
+             ("data.input_pipeline", list(to_container(d.input_pipeline))))
+    steps = []
+    for key, specs in parts:
+        try:
+            steps.extend(Compose(specs).transforms)
+        except ConfigError as e:
+            field = f"{key}.{e.field}" if e.field else key
+            raise ConfigError(e.message, loaded.source_of(key), field) from None
+    return Compose(steps)
 
 
 def build_dataset(loaded: LoadedConfig, store: Any, which: str):
@@ -152,18 +115,89 @@ def build_dataset(loaded: LoadedConfig, store: Any, which: str):
                            num_persons=loaded.cfg.data.num_persons, seed=loaded.cfg.seed)
 
 
-def build_method(loaded: LoadedConfig, model: Any):
-    """The method of ``loaded.cfg.method.type`` around ``model``. A method may own training-only modules (FR-Head's
-    heads): they are part of the method's parameters and state dict, while ``method(x)`` stays the model's logits."""
-    from skelact.config import PRETRAINING_METHOD_TYPES
+# ----------------------------------------------------------------------------------------------------------------
+# methods
 
-    if loaded.cfg.method.type in PRETRAINING_METHOD_TYPES:
-        raise loaded.error(f"{loaded.cfg.method.type} is a self-supervised pre-training method: run it with "
-                           "`skelact pretrain` (skelact.engine.ssl_commands), not `skelact train`", "method.type")
-    if loaded.cfg.method.type == "frhead":
-        from skelact.methods.frhead import build_frhead_method
 
-        return build_frhead_method(loaded, model)
-    from skelact.methods.supervised import SupervisedMethod
+def method_spec(loaded: LoadedConfig, kind: str | None = None) -> MethodSpec:
+    """The method table's row of ``method.type``; ``kind`` (supervised or self-supervised) is what the calling
+    command runs, and a method of the other kind is one error saying which command runs it."""
+    try:
+        spec = get_method(loaded.cfg.method.type)
+    except ConfigError as e:
+        raise loaded.error(e.message, "method.type") from None
+    if kind == SUPERVISED and spec.kind != SUPERVISED:
+        raise loaded.error(f"{spec.name} is a self-supervised pre-training method: run it with `skelact pretrain` "
+                           "(skelact.engine.ssl_commands), not `skelact train`", "method.type")
+    if kind == SELF_SUPERVISED and spec.kind != SELF_SUPERVISED:
+        raise loaded.error(f"{spec.name!r} is not a pre-training method (expected one of "
+                           f"{', '.join(method_names(SELF_SUPERVISED))}); train it with `skelact train`", "method.type")
+    return spec
 
-    return SupervisedMethod(model, label_smoothing=loaded.cfg.method.label_smoothing)
+
+def _method_error(loaded: LoadedConfig, e: ConfigError) -> ConfigError:
+    field = e.field or "type"
+    key = field if field.startswith("model.") else f"method.{field}"
+    return loaded.error(e.message, key)
+
+
+def method_settings_of(loaded: LoadedConfig, spec: MethodSpec | None = None) -> Any:
+    """The checked settings dataclass of the run's method; errors name the file that set the key."""
+    spec = spec or method_spec(loaded)
+    try:
+        settings = read_settings(spec.settings, to_container(loaded.cfg.method))
+        spec.check(settings)
+    except ConfigError as e:
+        raise _method_error(loaded, e) from None
+    return settings
+
+
+def method_views(loaded: LoadedConfig) -> list[str]:
+    """The views (modalities) whose encoders a run of ``loaded`` trains (the method table's ``views``)."""
+    spec = method_spec(loaded)
+    return list(spec.views(method_settings_of(loaded, spec), loaded.cfg.data.modality))
+
+
+def training_clip_length(loaded: LoadedConfig) -> int | None:
+    """The fixed training clip length the data config gives: ``data.num_frames``, else what the last frame sampler
+    of the training pipeline produces (``UclaSample.window_size``, ``ValidCropResize.window``,
+    ``UniformSample.clip_len * num_clips``); None when neither fixes it."""
+    if loaded.cfg.data.num_frames is not None:
+        return int(loaded.cfg.data.num_frames)
+    from skelact.data.transforms import Compose
+
+    length = None
+    try:
+        transforms = Compose(to_container(loaded.cfg.data.train_pipeline)).transforms
+    except ConfigError as e:
+        raise loaded.error(e.message, "data.train_pipeline") from None
+    for transform in transforms:
+        if isinstance(getattr(transform, "window_size", None), int):
+            length = transform.window_size
+        elif isinstance(getattr(transform, "window", None), int):
+            length = transform.window
+        elif isinstance(getattr(transform, "clip_len", None), int):
+            length = transform.clip_len * int(getattr(transform, "num_clips", 1))
+    return length
+
+
+def build_method(loaded: LoadedConfig, model: Any = None, *, store: Any = None, kind: str = SUPERVISED):
+    """The method of ``method.type`` (a ``kind`` method: ``skelact train`` builds supervised ones, ``skelact
+    pretrain`` self-supervised ones) with its settings from the config, around ``model`` (supervised methods) or
+    around new models of ``store``'s data (one per encoder). A method may own training-only modules (FR-Head's
+    heads): they are part of the method's parameters and state dict, while ``method(**inputs)`` stays the model's
+    logits."""
+    spec = method_spec(loaded, kind)
+    settings = method_settings_of(loaded, spec)
+    if model is not None:
+        def make_model() -> Any:
+            return model
+    else:
+        def make_model() -> Any:
+            return build_model(loaded, store)
+    context = MethodContext(make_model=make_model, seed=int(loaded.cfg.seed), modality=str(loaded.cfg.data.modality),
+                            clip_length=training_clip_length(loaded))
+    try:
+        return spec.build(settings, context)
+    except ConfigError as e:
+        raise _method_error(loaded, e) from None

@@ -83,6 +83,7 @@ def _fit_and_test(loaded: LoadedConfig, out: Path, resume_ckpt: Path | None, cal
 
     from skelact.engine.build import build_dataset, build_method, build_model, open_dataset_store
     from skelact.engine.datamodule import SkeletonDataModule
+    from skelact.engine.initialise import init_from_run
     from skelact.engine.threads import use_threads
     from skelact.engine.trainer import build_trainer
 
@@ -93,6 +94,8 @@ def _fit_and_test(loaded: LoadedConfig, out: Path, resume_ckpt: Path | None, cal
     test_set = build_dataset(loaded, store, "test")
     model = build_model(loaded, store)
     method = build_method(loaded, model)
+    if resume_ckpt is None:  # a resumed run's checkpoint holds every weight already
+        init_from_run(loaded, method, log)
     trainer = build_trainer(cfg, out, callbacks=callbacks)
 
     world = int(trainer.num_devices) * int(trainer.num_nodes)

@@ -15,9 +15,9 @@ float32 carries about 7 significant digits, so a logit of 400 is only resolved t
 runtimes (or PyTorch against itself in float64) already differ by 1e-4 there. The model is written beside the
 target and renamed into place only after the check passes.
 
-Beside ``FILE`` (``model.onnx``) a ``model.json`` describes the input for a deployment: input and output names,
+Beside ``FILE`` (``model.onnx``) a ``model.json`` describes the inputs for a deployment: input and output names,
 shapes and layout, the joint layout (joint order), class names, modality, and the preprocessing to apply (the run's
-test pipeline with the modality step) -- everything needed to feed the model without skelact's config system.
+test pipeline with its input steps) -- everything needed to feed the model without skelact's config system.
 
 Exported with ``do_constant_folding=False``: the ONNX initializers keep the state-dict names of the backbone's
 weights, so the file can be audited against the checkpoint (which weights are in it, and that no other module's
@@ -125,16 +125,30 @@ def load_inference_network(loaded: LoadedConfig, store: Any, checkpoint_path: Pa
     return network, int(checkpoint.get("epoch", -1)) + 1
 
 
-def check_batch(loaded: LoadedConfig, store: Any, num_samples: int = CHECK_SAMPLES) -> tuple[Any, list[str]]:
-    """``(x [n, M, T, V, C], names)``: the first ``num_samples`` samples of the run's test subset through its test
-    pipeline, batched as evaluation batches them."""
-    from skelact.data.dataset import collate_skeletons
+def check_inputs(loaded: LoadedConfig, store: Any, num_samples: int = CHECK_SAMPLES
+                 ) -> tuple[dict[str, Any], tuple[str, ...], list[str]]:
+    """``({input name: batch tensor}, names of the keypoint-sequence inputs, sample names)``: the first
+    ``num_samples`` samples of the run's test subset through its test pipeline, batched as evaluation batches
+    them."""
+    from skelact.data.batch import collate_by_name, model_inputs
     from skelact.engine.build import build_dataset
 
     test_set = build_dataset(loaded, store, "test")
     positions = range(min(int(num_samples), len(test_set)))
-    batch = collate_skeletons([test_set[i] for i in positions], loaded.cfg.data.num_frames)
-    return batch["x"], [test_set.names[i] for i in positions]
+    items = [test_set[i] for i in positions]
+    batch = collate_by_name(items, loaded.cfg.data.num_frames)
+    return model_inputs(batch), tuple(items[0].get("sequences", ())), [test_set.names[i] for i in positions]
+
+
+def _describe_input(name: str, value: Any, sequence: bool, dynamic_frames: bool) -> dict[str, Any]:
+    """One graph input for a deployment: name, shape (symbolic batch and, if dynamic, frames), layout, dtype."""
+    shape: list[Any] = ["batch", *(int(s) for s in value.shape[1:])]
+    out = {"name": name, "shape": shape, "dtype": str(value.dtype).replace("torch.", "")}
+    if sequence:
+        if dynamic_frames:
+            shape[2] = "frames"
+        out.update(layout="N M T V C", axes=["samples", "persons", "frames", "joints", "coordinates"])
+    return out
 
 
 class _RuntimeFailed(Exception):
@@ -146,29 +160,33 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
-def _export_to(network: Any, example: Any, path: Path, dynamic_frames: bool, target: Path) -> None:
+def _export_to(network: Any, example: dict[str, Any], sequences: tuple[str, ...], path: Path, dynamic_frames: bool,
+               target: Path) -> None:
+    """Trace ``network(**example)`` into ``path``: one graph input per named input, in the batch's order, each with
+    a dynamic batch axis, and a dynamic frame axis on the keypoint sequences when ``dynamic_frames``."""
     import torch
 
-    input_axes = {0: "batch", 2: "frames"} if dynamic_frames else {0: "batch"}
+    axes = {name: ({0: "batch", 2: "frames"} if dynamic_frames and name in sequences else {0: "batch"})
+            for name in example}
     with warnings.catch_warnings():
         # the tracer warns about the models' Python shape checks, which hold for every input the graph accepts
         warnings.simplefilter("ignore")
         try:
             with torch.no_grad():
-                torch.onnx.export(network, (example,), str(path), input_names=[INPUT_NAME],
+                torch.onnx.export(network, (), str(path), kwargs=dict(example), input_names=list(example),
                                   output_names=[OUTPUT_NAME], opset_version=OPSET, dynamo=False,
-                                  do_constant_folding=False,
-                                  dynamic_axes={INPUT_NAME: input_axes, OUTPUT_NAME: {0: "batch"}})
+                                  do_constant_folding=False, dynamic_axes={**axes, OUTPUT_NAME: {0: "batch"}})
         except Exception as e:  # noqa: BLE001 - the exporter's errors are about the model, reported in one line
             raise RunError(f"torch.onnx.export (opset {OPSET}) cannot export {type(network).__name__}: "
                            f"{_first_line(e)}", str(target), "onnx") from None
 
 
-def _onnx_logits(ort: Any, path: Path, x: Any) -> np.ndarray:
+def _onnx_logits(ort: Any, path: Path, inputs: dict[str, Any]) -> np.ndarray:
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, _torch_threads())
     session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    (logits,) = session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x.numpy(), dtype=np.float32)})
+    feed = {name: np.ascontiguousarray(value.numpy()) for name, value in inputs.items()}
+    (logits,) = session.run([OUTPUT_NAME], feed)
     return np.asarray(logits)
 
 
@@ -178,13 +196,13 @@ def _torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def _max_abs_diff(ort: Any, path: Path, network: Any, x: Any) -> float:
+def _max_abs_diff(ort: Any, path: Path, network: Any, inputs: dict[str, Any]) -> float:
     import torch
 
     with torch.no_grad():
-        expected = network(x).numpy()
+        expected = network(**inputs).numpy()
     try:
-        got = _onnx_logits(ort, path, x)
+        got = _onnx_logits(ort, path, inputs)
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
         raise _RuntimeFailed(_first_line(e)) from None
     if got.shape != expected.shape:
@@ -192,19 +210,25 @@ def _max_abs_diff(ort: Any, path: Path, network: Any, x: Any) -> float:
     return float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))
 
 
-def _logit_scale(network: Any, x: Any) -> float:
-    """The largest |logit| PyTorch gives on ``x`` (what the tolerance scales with above 1)."""
+def _logit_scale(network: Any, inputs: dict[str, Any]) -> float:
+    """The largest |logit| PyTorch gives on ``inputs`` (what the tolerance scales with above 1)."""
     import torch
 
     with torch.no_grad():
-        return float(network(x).abs().max())
+        return float(network(**inputs).abs().max())
 
 
-def _shorter_clip(x: Any) -> Any | None:
-    """The batch cut to three quarters of its frames (another length to test a dynamic frame axis on)."""
-    frames = int(x.shape[2])
-    shorter = max(1, (3 * frames) // 4)
-    return x[:, :, :shorter].contiguous() if shorter < frames else None
+def _shorter_clip(inputs: dict[str, Any], sequences: tuple[str, ...]) -> dict[str, Any] | None:
+    """The batch with its keypoint sequences cut to three quarters of their frames (another length to test a
+    dynamic frame axis on); None when there is no sequence to cut."""
+    out = dict(inputs)
+    for name in sequences:
+        frames = int(inputs[name].shape[2])
+        shorter = max(1, (3 * frames) // 4)
+        if shorter >= frames:
+            return None
+        out[name] = inputs[name][:, :, :shorter].contiguous()
+    return out if sequences else None
 
 
 def _fsync_rename(tmp: Path, target: Path) -> None:
@@ -240,41 +264,42 @@ def export_onnx(run_dir: str | PathLike, onnx_path: str | PathLike, checkpoint: 
         store = open_dataset_store(loaded, progress=False, log=log)
         network, epoch = load_inference_network(loaded, store, ckpt_path)
         num_parameters = sum(p.numel() for p in network.parameters())
-        x, names = check_batch(loaded, store, num_samples)
-        example = x[: min(2, x.shape[0])]
+        inputs, sequences, names = check_inputs(loaded, store, num_samples)
+        count = int(next(iter(inputs.values())).shape[0])
+        example = {name: value[: min(2, count)] for name, value in inputs.items()}
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            allowed = tolerance * max(1.0, _logit_scale(network, x))
-            _export_to(network, example, tmp, True, target)
+            allowed = tolerance * max(1.0, _logit_scale(network, inputs))
+            _export_to(network, example, sequences, tmp, True, target)
             try:
-                diff = _max_abs_diff(ort, tmp, network, x)
+                diff = _max_abs_diff(ort, tmp, network, inputs)
             except _RuntimeFailed:
                 diff = float("inf")
-            dynamic_frames = diff <= allowed
-            shorter = _shorter_clip(x)
+            dynamic_frames = diff <= allowed and bool(sequences)
+            shorter = _shorter_clip(inputs, sequences)
             if dynamic_frames and shorter is not None:
                 try:
                     dynamic_frames = _max_abs_diff(ort, tmp, network, shorter) <= allowed
                 except _RuntimeFailed:  # the graph fixed the frame count somewhere
                     dynamic_frames = False
                 if not dynamic_frames:
-                    log(f"the traced graph does not generalise to other clip lengths; fixing frames to "
-                        f"{x.shape[2]}")
+                    log("the traced graph does not generalise to other clip lengths; fixing their frames")
             if not dynamic_frames:
-                _export_to(network, example, tmp, False, target)
+                _export_to(network, example, sequences, tmp, False, target)
                 try:
-                    diff = _max_abs_diff(ort, tmp, network, x)
+                    diff = _max_abs_diff(ort, tmp, network, inputs)
                 except _RuntimeFailed as e:
                     raise RunError(f"onnxruntime cannot run the exported model ({e}); nothing was written",
                                    str(target), "onnx") from None
-            log(f"onnxruntime vs PyTorch on {x.shape[0]} test samples {list(x.shape)}: max abs diff {diff:.3g} "
+            shapes = ", ".join(f"{name} {list(value.shape)}" for name, value in inputs.items())
+            log(f"onnxruntime vs PyTorch on {count} test samples ({shapes}): max abs diff {diff:.3g} "
                 f"(allowed {allowed:.3g})")
             if not diff <= allowed:
                 raise RunError(f"the ONNX model's logits differ from PyTorch's by up to {diff:.3g} on "
-                               f"{x.shape[0]} test samples (allowed {allowed:.3g}); nothing was written",
+                               f"{count} test samples (allowed {allowed:.3g}); nothing was written",
                                str(target), "onnx")
             try:
                 onnx.checker.check_model(str(tmp))
@@ -286,18 +311,14 @@ def export_onnx(run_dir: str | PathLike, onnx_path: str | PathLike, checkpoint: 
             tmp.unlink(missing_ok=True)
 
     layout = store.layout
-    pipeline = to_container(cfg.data.test_pipeline)
-    m, t, v, c = (int(s) for s in x.shape[1:])
+    pipeline = to_container(cfg.data.test_pipeline) + to_container(cfg.data.input_pipeline)
+    described = [_describe_input(name, value, name in sequences, dynamic_frames) for name, value in inputs.items()]
+    t = int(inputs[sequences[0]].shape[2]) if sequences else None
     info = {
         "format": INFO_FORMAT,
         "onnx_file": target.name,
-        "input": {
-            "name": INPUT_NAME,
-            "shape": ["batch", m, "frames" if dynamic_frames else t, v, c],
-            "layout": "N M T V C",
-            "axes": ["samples", "persons", "frames", "joints", "coordinates"],
-            "dtype": "float32",
-        },
+        "input": described[0],
+        "inputs": described,
         "output": {"name": OUTPUT_NAME, "shape": ["batch", store.num_classes],
                    "meaning": "raw class scores (logits); softmax gives probabilities"},
         "class_names": store.class_names,
@@ -306,12 +327,14 @@ def export_onnx(run_dir: str | PathLike, onnx_path: str | PathLike, checkpoint: 
         "layout": {"name": layout.name, "num_joints": layout.num_joints, "joints": list(layout.joints),
                    "center": layout.joints[layout.center], "coords": store.coords},
         "preprocessing": {
-            "summary": (f"per sample [M, T, V, C]: the test pipeline below (skelact.data.transforms), then the "
-                        f"{cfg.data.modality} modality; keep the first {m} person(s), zero-pad missing ones; "
-                        f"stack into [N, {m}, T, {v}, {c}] float32"
-                        + ("" if cfg.data.num_frames is None else f", zero-padded to {cfg.data.num_frames} frames")),
-            "test_pipeline": pipeline + [{"type": "ToModality", "name": cfg.data.modality}],
-            "num_persons": m,
+            "summary": (f"per sample: the test pipeline below (skelact.data.transforms; its last steps make the "
+                        f"{cfg.data.modality} modality and name the inputs {', '.join(inputs)}); keypoint sequences "
+                        f"[M, T, V, C] keep the first {cfg.data.num_persons} person(s), missing ones zero-padded; "
+                        "each input is stacked over the batch"
+                        + ("" if cfg.data.num_frames is None else f", sequences zero-padded to {cfg.data.num_frames} "
+                           "frames")),
+            "test_pipeline": pipeline,
+            "num_persons": int(cfg.data.num_persons),
             "num_frames": cfg.data.num_frames,
             "frames_checked": t,
         },
@@ -324,6 +347,7 @@ def export_onnx(run_dir: str | PathLike, onnx_path: str | PathLike, checkpoint: 
     }
     _write_text_atomic(info_path, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     log(f"exported {type(network).__name__} ({num_parameters:,} parameters, {checkpoint} checkpoint, epoch {epoch}) "
-        f"to {target}; input {INPUT_NAME} {info['input']['shape']}; description {info_path}")
+        f"to {target}; inputs " + ", ".join(f"{d['name']} {d['shape']}" for d in described)
+        + f"; description {info_path}")
     return ExportResult(onnx_path=target, info_path=info_path, max_abs_diff=diff, num_parameters=num_parameters,
                         dynamic_frames=dynamic_frames, info=info)

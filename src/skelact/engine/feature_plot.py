@@ -116,6 +116,7 @@ def run_features(run_dir: str | PathLike, classes: Sequence[int], *, checkpoint:
     ``[N, C]``) and, for an FR-Head run, panel ``frhead`` (the last head's contrastive features)."""
     import torch
 
+    from skelact.data.batch import model_inputs
     from skelact.data.dataset import SkeletonDataset, collate_skeletons
     from skelact.engine.build import build_pipeline_of, subset_indices
 
@@ -140,12 +141,13 @@ def run_features(run_dir: str | PathLike, classes: Sequence[int], *, checkpoint:
         for start in range(0, len(dataset), batch_size):
             batch = collate_skeletons([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))],
                                       loaded.cfg.data.num_frames)
-            n = batch["x"].shape[0]
+            inputs = model_inputs(batch)
+            n = batch["label"].shape[0]
             labels.append(batch["label"].numpy())
-            embeddings.append(model.extract_features(batch["x"]).float().numpy())
+            embeddings.append(model.extract_features(**inputs).float().numpy())
             if heads is None:
                 continue
-            _, taps = model(batch["x"], return_features=True)
+            _, taps = model(**inputs, return_features=True)
             parts = heads.heads[-1].embed(taps[heads.taps[-1]], n)
             unit = [torch.nn.functional.normalize(v.float(), dim=1) for v in parts.values()]
             contrastive.append(torch.cat(unit, dim=1).numpy())

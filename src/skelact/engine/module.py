@@ -24,17 +24,20 @@ import numpy as np
 import torch
 
 from skelact.engine.errors import TrainingDiverged
-from skelact.engine.optim import LRSchedule, build_optimizer, set_lr
+from skelact.data.batch import model_inputs
+from skelact.engine.optim import LRSchedule, OptimizerSettings, build_optimizer, set_lr
 
 
 class SkeletonLitModule(L.LightningModule):
-    """Runs ``method`` (an ``nn.Module`` with ``forward(x) -> logits`` and ``training_step(batch) -> (loss,
-    logits)`` or ``(loss, logits, {name: scalar to log})``; ``logits`` may be None for a method without class
-    logits, e.g. contrastive pre-training) with momentum SGD under ``schedule``."""
+    """Runs ``method`` (an ``nn.Module`` with ``forward(**inputs) -> logits``, the batch's named inputs as keyword
+    arguments, and ``training_step(batch) -> (loss, logits)`` or ``(loss, logits, {name: scalar to log})``;
+    ``logits`` may be None for a method without class logits, e.g. contrastive pre-training) with the optimiser of
+    ``optimizer`` (default: momentum SGD with ``momentum``, ``nesterov``, ``weight_decay``) under ``schedule``."""
 
     def __init__(self, method: torch.nn.Module, schedule: LRSchedule, *, num_classes: int,
                  interval: str = "epoch", momentum: float = 0.9, nesterov: bool = True,
-                 weight_decay: float = 1e-4, checkpoint_dir: str | Path | None = None):
+                 weight_decay: float = 1e-4, checkpoint_dir: str | Path | None = None,
+                 optimizer: OptimizerSettings | None = None):
         super().__init__()
         self.method = method
         self.schedule = schedule
@@ -43,6 +46,7 @@ class SkeletonLitModule(L.LightningModule):
         self.momentum = momentum
         self.nesterov = nesterov
         self.weight_decay = weight_decay
+        self.optimizer_settings = optimizer
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self._epoch_lr = schedule.lr_at(0)
         self._reset_eval_sums()
@@ -51,10 +55,11 @@ class SkeletonLitModule(L.LightningModule):
 
     def configure_optimizers(self):
         return build_optimizer(self.method.parameters(), lr=self.schedule.lr_at(0), momentum=self.momentum,
-                               nesterov=self.nesterov, weight_decay=self.weight_decay)
+                               nesterov=self.nesterov, weight_decay=self.weight_decay,
+                               settings=self.optimizer_settings)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.method(x)
+    def forward(self, *args: Any, **inputs: Any) -> torch.Tensor:
+        return self.method(*args, **inputs)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self.interval == "step":
@@ -115,7 +120,7 @@ class SkeletonLitModule(L.LightningModule):
         self._confusion = self._confusion.to(self.device)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        logits = self.method(batch["x"]).float()
+        logits = self.method(**model_inputs(batch)).float()
         labels = batch["label"]
         loss = torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
         k = min(5, self.num_classes)
@@ -152,7 +157,7 @@ class SkeletonLitModule(L.LightningModule):
         self.log_dict(metrics, on_step=False, on_epoch=True)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        return {"logits": self.method(batch["x"]).float(), "index": batch["index"]}
+        return {"logits": self.method(**model_inputs(batch)).float(), "index": batch["index"]}
 
     # -- checkpoint extras ----------------------------------------------------------------------------------------
 

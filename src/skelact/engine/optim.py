@@ -1,4 +1,10 @@
-"""SGD and the learning-rate schedule of the GCN papers, with the learning rate scaled to the global batch size.
+"""The optimiser (SGD, Adam or AdamW) and the learning-rate schedule of the GCN papers, with the learning rate
+scaled to the global batch size.
+
+Optimisers (``optimizer.type``): ``sgd`` is momentum SGD with optional Nesterov momentum, the optimiser of ST-GCN
+and CTR-GCN (and of SkeletonCLR / CrosSCLR); ``adam`` is Adam (Kingma and Ba, ICLR 2015) with L2 weight decay
+added to the gradient; ``adamw`` is AdamW (Loshchilov and Hutter, ICLR 2019), weight decay decoupled from the
+gradient, what masked-autoencoder pre-training (SkeletonMAE) uses. All three decay every parameter alike.
 
 The schedule is a pure function of training progress (:meth:`LRSchedule.lr_at`), set on the optimiser before every
 step, like CTR-GCN's ``adjust_learning_rate(epoch)`` in ``main.py``. Having no scheduler state makes resuming
@@ -71,11 +77,33 @@ class LRSchedule:
         return self.base_lr
 
 
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """What ``optimizer.*`` says about the optimiser itself (the rate comes from the schedule)."""
+
+    type: str = "sgd"
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
 def build_optimizer(parameters: Iterable[torch.nn.Parameter], lr: float, momentum: float = 0.9,
-                    nesterov: bool = True, weight_decay: float = 1e-4) -> torch.optim.SGD:
-    """Momentum SGD over all parameters with one weight decay (CTR-GCN and ST-GCN decay biases and batch-norm
-    parameters too)."""
-    return torch.optim.SGD(parameters, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+                    nesterov: bool = True, weight_decay: float = 1e-4,
+                    settings: OptimizerSettings | None = None) -> torch.optim.Optimizer:
+    """The optimiser of ``settings`` (default: momentum SGD with ``momentum``, ``nesterov`` and ``weight_decay``)
+    over all parameters with one weight decay (CTR-GCN and ST-GCN decay biases and batch-norm parameters too)."""
+    s = settings or OptimizerSettings(momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    if s.type == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=s.momentum, nesterov=s.nesterov,
+                               weight_decay=s.weight_decay)
+    if s.type in ("adam", "adamw"):
+        return OPTIMIZERS[s.type](parameters, lr=lr, betas=tuple(s.betas), eps=s.eps, weight_decay=s.weight_decay)
+    raise ValueError(f"unknown optimizer {s.type!r}; known: {', '.join(OPTIMIZERS)}")
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

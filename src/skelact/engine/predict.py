@@ -5,7 +5,7 @@ parsed by the reader of its format (given, or guessed from the file: ``.skeleton
 it holds ``skeletons`` else OpenPose / ST-GCN JSON, ``.mat`` Penn Action, ``.npy`` NTU's dict-in-npy), a video goes
 through the pose layer (:func:`skelact.pose.pipeline.video_to_sequence`, MediaPipe mapped to the run's layout, image
 pixels for a 2D model and world metres for a 3D one). The sequence then takes exactly the path a test sample takes
-(:func:`skelact.engine.build.build_pipeline_of` ``'test'``: the config's ``data.test_pipeline`` plus its modality,
+(:func:`skelact.engine.build.build_pipeline_of` ``'test'``: the config's ``data.test_pipeline`` plus its input steps,
 the person slots of ``data.num_persons``, the batch padding of ``data.num_frames``) into the network that
 :func:`skelact.engine.export.load_inference_network` rebuilds from the run's config and checkpoint, so a test sample
 predicted from its source file gets the scores ``skelact test`` wrote for it. Probabilities are the softmax of the
@@ -256,9 +256,7 @@ class Predictor:
                               source, "coords")
 
     def _sample(self, seq: SkeletonSequence, start: int = 0, end: int | None = None) -> Any:
-        import torch
-
-        from skelact.data.dataset import fit_persons
+        from skelact.data.dataset import named_inputs
         from skelact.data.transforms import sample_from_sequence
 
         sample = sample_from_sequence(seq)
@@ -268,10 +266,7 @@ class Predictor:
         sample["layout"] = self.layout
         # test pipelines are deterministic; the generator is only there for the interface
         sample = self.pipeline(sample, np.random.default_rng(self.seed))
-        x = fit_persons(np.asarray(sample["keypoints"], dtype=np.float32), self.num_persons)
-        if not np.isfinite(x).all():
-            raise DataError("the test pipeline produced NaN or infinite coordinates", seq.name, "keypoints")
-        return {"x": torch.from_numpy(np.ascontiguousarray(x)), "label": 0, "index": 0}
+        return named_inputs(sample, self.num_persons, seq.name, {"label": 0, "index": 0})
 
     def probabilities(self, seq: SkeletonSequence, spans: Sequence[tuple[int, int | None]] = ((0, None),)
                       ) -> np.ndarray:
@@ -279,14 +274,14 @@ class Predictor:
         through the test pipeline and batched as evaluation batches them."""
         import torch
 
-        from skelact.data.dataset import collate_skeletons
+        from skelact.data.batch import collate_by_name, model_inputs
         from skelact.engine.threads import use_threads
 
         out = []
         with use_threads(self.threads, 1), torch.no_grad():
             for first in range(0, len(spans), _BATCH):
                 batch = [self._sample(seq, s, e) for s, e in spans[first:first + _BATCH]]
-                logits = self.network(collate_skeletons(batch, self.num_frames)["x"])
+                logits = self.network(**model_inputs(collate_by_name(batch, self.num_frames)))
                 out.append(torch.softmax(logits.double(), dim=-1).numpy())
         return np.concatenate(out)
 

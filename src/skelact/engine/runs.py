@@ -224,13 +224,16 @@ def _schedule_and_lr(loaded: LoadedConfig, train_size: int, world: int, log: Run
 
 def _lit_module(loaded: LoadedConfig, method: Any, schedule: Any, num_classes: int, out: Path | None):
     from skelact.engine.module import SkeletonLitModule
+    from skelact.engine.optim import OptimizerSettings
     from skelact.engine.trainer import CHECKPOINT_DIR
 
     cfg = loaded.cfg
     o = cfg.optimizer
+    settings = OptimizerSettings(type=o.type, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay,
+                                 betas=tuple(o.betas), eps=o.eps)
     return SkeletonLitModule(method, schedule, num_classes=num_classes, interval=cfg.schedule.interval,
                              momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay,
-                             checkpoint_dir=None if out is None else out / CHECKPOINT_DIR)
+                             checkpoint_dir=None if out is None else out / CHECKPOINT_DIR, optimizer=settings)
 
 
 @contextmanager

@@ -36,8 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from skelact.config import (COMMAND_LINE, PRETRAINING_METHOD_TYPES, LoadedConfig, load_config, merge_layer,
-                            parse_overrides, to_container)
+from skelact.config import COMMAND_LINE, LoadedConfig, load_config, merge_layer, parse_overrides, to_container
 from skelact.engine import require_lightning
 from skelact.engine.runs import (CONFIG_FILE, RunLog, _checked_run_dir, _checkpoint_path, _fit,
                                  _is_launched_child, _lit_module, _resume_checkpoint, _run_directory,
@@ -122,15 +121,11 @@ def _method_epoch_callback(log: RunLog):
 
 
 def method_views(loaded: LoadedConfig) -> list[str]:
-    """The views (modalities) whose encoders a run of ``loaded`` trains: CrosSCLR's ``method.crossclr.views``,
-    else ``data.modality``."""
-    from skelact.data.transforms import modality_name
+    """The views (modalities) whose encoders a run of ``loaded`` trains (the method table's ``views``: CrosSCLR's
+    ``method.crossclr.views``, else ``data.modality``)."""
+    from skelact.engine.build import method_views as views_of
 
-    if loaded.cfg.method.type == "crossclr":
-        from skelact.methods.crossclr import cross_view_settings
-
-        return list(cross_view_settings(loaded).views)
-    return [modality_name(loaded.cfg.data.modality)]
+    return views_of(loaded)
 
 
 def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str] = (),
@@ -146,8 +141,9 @@ def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str
     require_lightning()
     import lightning as L
 
-    from skelact.engine.build import build_model, open_dataset_store, subset_indices
+    from skelact.engine.build import build_method, method_spec, open_dataset_store, subset_indices
     from skelact.engine.trainer import build_trainer
+    from skelact.methods.registry import SELF_SUPERVISED
 
     child = _is_launched_child()
     resume_ckpt = None
@@ -163,9 +159,7 @@ def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str
         loaded = load_config(config_path, overrides)
         out = _run_directory(str(loaded.cfg.experiment), run_dir, child).resolve()
     cfg = loaded.cfg
-    if cfg.method.type not in PRETRAINING_METHOD_TYPES:
-        raise loaded.error(f"{cfg.method.type!r} is not a pre-training method (expected one of "
-                           f"{', '.join(PRETRAINING_METHOD_TYPES)}); train it with `skelact train`", "method.type")
+    spec = method_spec(loaded, SELF_SUPERVISED)
     if cfg.trainer.check_val_every_n_epoch != 0:
         raise loaded.error("pre-training has no labelled validation: set it to 0 and judge the encoder with "
                            "`skelact evaluate` afterwards", "trainer.check_val_every_n_epoch")
@@ -179,26 +173,16 @@ def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         store = open_dataset_store(loaded, progress=cfg.trainer.progress_bar and not child, log=log)
         train_set = MultiViewDataset(store, subset_indices(loaded, store, "train"), _pipeline(loaded, "train"), views,
-                                     draws=2, num_persons=cfg.data.num_persons, seed=cfg.seed)
-
-        def make_encoder():
-            return build_model(loaded, store)
-
-        if cfg.method.type == "crossclr":
-            from skelact.methods.crossclr import build_crossclr_method
-
-            method = build_crossclr_method(loaded, make_encoder)
-        else:
-            from skelact.methods.skeletonclr import build_skeletonclr_method
-
-            method = build_skeletonclr_method(loaded, make_encoder)
+                                     draws=spec.draws, num_persons=cfg.data.num_persons, seed=cfg.seed)
+        method = build_method(loaded, store=store, kind=SELF_SUPERVISED)
 
         trainer = build_trainer(cfg, out, callbacks=[_method_epoch_callback(log), *callbacks])
         world = int(trainer.num_devices) * int(trainer.num_nodes)
         schedule, batches, global_batch = _schedule_and_lr(loaded, len(train_set), world, log)
         check_queue_size(loaded, next(iter(method.views.values())).queue.size, batches, global_batch)
         encoder = next(iter(method.views.values())).encoder
-        log(f"data {store.path}: train {len(train_set)} ({cfg.data.split}/{cfg.data.train_subset}) x 2 augmentations, "
+        log(f"data {store.path}: train {len(train_set)} ({cfg.data.split}/{cfg.data.train_subset}) x {spec.draws} "
+            f"augmentations, "
             f"views {', '.join(views)}, layout {store.layout.name}")
         log(f"{cfg.method.type}: {len(views)} encoder(s) {type(encoder).__name__} of "
             f"{sum(p.numel() for p in encoder.parameters()):,} parameters, queue "

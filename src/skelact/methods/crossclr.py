@@ -46,16 +46,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from skelact.errors import ConfigError
-from skelact.methods.skeletonclr import (HEAD_SEED_OFFSET, SkeletonCLR, SkeletonCLRMethod, build_projector,
-                                         build_view, contrastive_settings, encoder_width, instance_accuracy,
-                                         reset_linear_, settings_from_dict)
+from skelact.methods.settings import MethodContext
+from skelact.methods.skeletonclr import (HEAD_SEED_OFFSET, ContrastiveSettings, SkeletonCLR, SkeletonCLRMethod,
+                                         build_projector, build_view, check_contrastive_settings, encoder_width,
+                                         instance_accuracy, reset_linear_)
 
 PAIR_REDUCTIONS = ("sum", "mean")
 
@@ -80,16 +81,20 @@ class CrossViewSettings:
     cross_key_updates: Optional[list] = None
 
 
-def cross_view_settings(loaded: Any) -> CrossViewSettings:
-    """The checked ``method.crossclr`` settings of a loaded config."""
-    from skelact.config import to_container
+@dataclass
+class CrosSCLRSettings:
+    """The settings of ``method.type: crossclr``: per-view ``method.skeletonclr``, cross-view ``method.crossclr``."""
+
+    skeletonclr: ContrastiveSettings = field(default_factory=ContrastiveSettings)
+    crossclr: CrossViewSettings = field(default_factory=CrossViewSettings)
+
+
+def check_cross_view_settings(s: CrossViewSettings) -> None:
+    """Check ``method.crossclr`` and put its view names in canonical form (``jm`` -> ``joint_motion``)."""
     from skelact.data.transforms import modality_name
 
-    source = loaded.source_of("method.crossclr")
-    s = settings_from_dict(to_container(loaded.cfg.method.crossclr), CrossViewSettings, "method.crossclr", source)
-
     def fail(key: str, message: str) -> ConfigError:
-        return ConfigError(message, loaded.source_of(f"method.crossclr.{key}") or source, f"method.crossclr.{key}")
+        return ConfigError(message, field=f"crossclr.{key}")
 
     if not isinstance(s.views, list) or len(s.views) < 2:
         raise fail("views", f"expected a list of at least two modalities, got {s.views!r}")
@@ -115,7 +120,14 @@ def cross_view_settings(loaded: Any) -> CrossViewSettings:
         unknown = [v for v in s.cross_key_updates if v not in s.views]
         if unknown:
             raise fail("cross_key_updates", f"{unknown} not among the views {s.views}")
-    return s
+
+
+def check_crossclr_settings(settings: CrosSCLRSettings) -> None:
+    check_contrastive_settings(settings.skeletonclr, "skeletonclr")
+    check_cross_view_settings(settings.crossclr)
+    if settings.crossclr.shared_projector and not settings.skeletonclr.mlp:
+        raise ConfigError("reproduces the reference's MLP-mode sharing; it needs method.skeletonclr.mlp: true",
+                          field="crossclr.shared_projector")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -216,19 +228,15 @@ class CrosSCLRMethod(SkeletonCLRMethod):
         return loss, None, parts
 
 
-def build_crossclr_method(loaded: Any, make_encoder: Callable[[], nn.Module]) -> CrosSCLRMethod:
-    """CrosSCLR of a loaded config: one encoder per ``method.crossclr.views``, settings from ``method.skeletonclr``
-    (per view) and ``method.crossclr``."""
-    clr = contrastive_settings(loaded)
-    cross = cross_view_settings(loaded)
-    if cross.shared_projector and not clr.mlp:
-        raise loaded.error("reproduces the reference's MLP-mode sharing; it needs method.skeletonclr.mlp: true",
-                           "method.crossclr.shared_projector")
-    generator = torch.Generator().manual_seed(int(loaded.cfg.seed) + HEAD_SEED_OFFSET)
+def build_crossclr_method(settings: CrosSCLRSettings, context: MethodContext) -> CrosSCLRMethod:
+    """CrosSCLR: one encoder (``context.make_model()``) per ``crossclr.views``, per-view settings from
+    ``skeletonclr``."""
+    clr, cross = settings.skeletonclr, settings.crossclr
+    generator = torch.Generator().manual_seed(int(context.seed) + HEAD_SEED_OFFSET)
     views: dict[str, SkeletonCLR] = {}
     first: SkeletonCLR | None = None
     for name in cross.views:
-        encoder = make_encoder()
+        encoder = context.make_model()
         if cross.shared_projector and first is not None:
             width = encoder_width(encoder)
             own = nn.Sequential(nn.Linear(width, width), nn.ReLU())
@@ -245,5 +253,5 @@ def build_crossclr_method(loaded: Any, make_encoder: Callable[[], nn.Module]) ->
                           cross_key_updates=cross.cross_key_updates)
 
 
-__all__ = ["CrossViewSettings", "CrosSCLRMethod", "build_crossclr_method", "build_projector", "cross_view_loss",
-           "cross_view_settings", "topk_positive_mask"]
+__all__ = ["CrosSCLRMethod", "CrosSCLRSettings", "CrossViewSettings", "build_crossclr_method", "build_projector",
+           "check_cross_view_settings", "check_crossclr_settings", "cross_view_loss", "topk_positive_mask"]

@@ -22,14 +22,16 @@ multi-level (the full method).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skelact.data.batch import model_inputs
 from skelact.errors import ConfigError
+from skelact.methods.settings import MethodContext
 from skelact.models.frhead import (ANCHORS, CALIBRATION_SCALE, HIDDEN_FEATURES, MOMENTUM, STAGE_WEIGHTS, TEMPERATURE,
                                    MultiLevelFRHead, stage_shapes)
 
@@ -86,9 +88,9 @@ class FRHeadMethod(nn.Module):
         self.w_cl = float(w_cl)
         self.label_smoothing = float(label_smoothing)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, *args: Any, **inputs: Any) -> torch.Tensor:
         """Logits of the backbone alone: the heads take no part in inference."""
-        return self.model(x)
+        return self.model(*args, **inputs)
 
     def inference_model(self) -> nn.Module:
         """The network to evaluate and deploy: the backbone, without the heads."""
@@ -98,7 +100,7 @@ class FRHeadMethod(nn.Module):
         """``(total loss, logits, parts)``; ``parts`` holds ``loss_ce``, ``loss_cl`` (the weighted sum before
         ``w_cl``) and ``loss_cl_block<b>`` per head (unweighted)."""
         labels = batch["label"]
-        logits, taps = self.model(batch["x"], return_features=True)
+        logits, taps = self.model(**model_inputs(batch), return_features=True)
         ce = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
         cl, per_stage = self.heads(taps, labels, logits.detach())
         parts = {"loss_ce": ce, "loss_cl": cl}
@@ -150,94 +152,66 @@ def inference_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, to
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# from a run's config
+# settings and builder (what the method table, skelact.methods.registry, holds)
 
 
-def settings_from_config(loaded: Any) -> FRHeadSettings:
-    """Checked :class:`FRHeadSettings` from ``loaded.cfg.method.frhead``; errors name the file that set a key."""
-    from skelact.config import to_container
+@dataclass
+class FRHeadMethodSettings:
+    """The settings of ``method.type: frhead``: ``method.label_smoothing`` and the ``method.frhead`` section."""
 
-    given = to_container(loaded.cfg.method.frhead) if loaded.cfg.method.get("frhead") is not None else {}
-    known = {f.name: f for f in fields(FRHeadSettings)}
-    values: dict[str, Any] = {}
-    for key, value in given.items():
-        if key not in known:
-            raise loaded.error(f"unknown FR-Head setting; method.frhead accepts: {', '.join(known)}",
-                               f"method.frhead.{key}")
-        values[key] = value
-    settings = FRHeadSettings(**values)
+    label_smoothing: float = 0.0
+    frhead: FRHeadSettings = field(default_factory=FRHeadSettings)
+
+
+def check_frhead_settings(settings: FRHeadMethodSettings) -> None:
+    """Values the dataclass types cannot check; errors name ``frhead.<key>`` (under ``method``)."""
+    s = settings.frhead
 
     def need(ok: bool, key: str, message: str) -> None:
         if not ok:
-            raise loaded.error(message, f"method.frhead.{key}")
+            raise ConfigError(message, field=f"frhead.{key}")
 
     def number(key: str) -> float:
-        value = getattr(settings, key)
+        value = getattr(s, key)
         need(isinstance(value, (int, float)) and not isinstance(value, bool), key, f"expected a number, got {value!r}")
         return float(value)
 
     for key in ("multi_level", "decouple", "confidence_weight", "prototype_grad", "sync_prototypes"):
-        need(isinstance(getattr(settings, key), bool), key, f"expected true or false, got {getattr(settings, key)!r}")
-    need(number("w_cl") >= 0, "w_cl", f"must be 0 or more, got {settings.w_cl}")
-    need(number("temperature") > 0, "temperature", f"must be positive, got {settings.temperature}")
-    need(0 <= number("momentum") < 1, "momentum", f"must lie in [0, 1), got {settings.momentum}")
-    need(number("calibration_scale") >= 0, "calibration_scale", f"must be 0 or more, got {settings.calibration_scale}")
+        need(isinstance(getattr(s, key), bool), key, f"expected true or false, got {getattr(s, key)!r}")
+    need(number("w_cl") >= 0, "w_cl", f"must be 0 or more, got {s.w_cl}")
+    need(number("temperature") > 0, "temperature", f"must be positive, got {s.temperature}")
+    need(0 <= number("momentum") < 1, "momentum", f"must lie in [0, 1), got {s.momentum}")
+    need(number("calibration_scale") >= 0, "calibration_scale", f"must be 0 or more, got {s.calibration_scale}")
     number("confidence_threshold")
-    need(settings.anchors in ANCHORS, "anchors", f"must be one of {', '.join(ANCHORS)}, got {settings.anchors!r}")
-    h = settings.hidden_features
+    need(s.anchors in ANCHORS, "anchors", f"must be one of {', '.join(ANCHORS)}, got {s.anchors!r}")
+    h = s.hidden_features
     need(isinstance(h, int) and not isinstance(h, bool) and h >= 1, "hidden_features",
          f"must be a positive integer, got {h!r}")
-    w = settings.stage_weights
+    w = s.stage_weights
     need(isinstance(w, list) and len(w) > 0 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
                                                     for v in w),
          "stage_weights", f"expected a list of non-negative numbers, got {w!r}")
-    t = settings.num_frames
+    t = s.num_frames
     need(t is None or (isinstance(t, int) and not isinstance(t, bool) and t >= 1), "num_frames",
          f"must be a positive integer (or null to take it from the data config), got {t!r}")
-    return settings
 
 
-def training_clip_length(loaded: Any, settings: FRHeadSettings) -> int:
-    """The fixed clip length T the heads are built for: ``method.frhead.num_frames``, else ``data.num_frames``,
-    else what the last frame sampler of the training pipeline produces (``UclaSample.window_size``,
-    ``ValidCropResize.window``, ``UniformSample.clip_len * num_clips``)."""
-    if settings.num_frames is not None:
-        return int(settings.num_frames)
-    if loaded.cfg.data.num_frames is not None:
-        return int(loaded.cfg.data.num_frames)
-    from skelact.config import to_container
-    from skelact.data.transforms import Compose
-
-    length = None
+def build_frhead_method(settings: FRHeadMethodSettings, context: MethodContext) -> FRHeadMethod:
+    """The :class:`FRHeadMethod` around ``context.make_model()``; the heads are built for the training clip length
+    ``frhead.num_frames``, else the one the data config fixes (``context.clip_length``)."""
+    num_frames = settings.frhead.num_frames or context.clip_length
+    if num_frames is None:
+        raise ConfigError("FR-Head's temporal branch needs a fixed training clip length; set method.frhead.num_frames "
+                          "(or data.num_frames)", field="frhead.num_frames")
+    model = context.make_model()
     try:
-        transforms = Compose(to_container(loaded.cfg.data.train_pipeline)).transforms
+        heads = build_frhead(model, model.num_classes, settings.frhead, int(num_frames), seed=int(context.seed))
     except ConfigError as e:
-        raise loaded.error(e.message, "data.train_pipeline") from None
-    for transform in transforms:
-        if isinstance(getattr(transform, "window_size", None), int):
-            length = transform.window_size
-        elif isinstance(getattr(transform, "window", None), int):
-            length = transform.window
-        elif isinstance(getattr(transform, "clip_len", None), int):
-            length = transform.clip_len * int(getattr(transform, "num_clips", 1))
-    if length is None:
-        raise loaded.error("FR-Head's temporal branch needs a fixed training clip length; set method.frhead.num_frames "
-                           "(or data.num_frames)", "method.frhead.num_frames")
-    return int(length)
+        # a model that cannot carry the heads is the model's error (model.*), everything else the settings'
+        field = e.field if e.field and e.field.startswith("model.") else f"frhead.{e.field or 'stage_weights'}"
+        raise ConfigError(e.message, field=field) from None
+    return FRHeadMethod(model, heads, w_cl=settings.frhead.w_cl, label_smoothing=settings.label_smoothing)
 
 
-def build_frhead_method(loaded: Any, model: nn.Module) -> FRHeadMethod:
-    """The :class:`FRHeadMethod` of a run's config (``method.type: frhead``) around ``model``; what
-    :func:`skelact.engine.build.build_method` calls."""
-    settings = settings_from_config(loaded)
-    num_frames = training_clip_length(loaded, settings)
-    try:
-        heads = build_frhead(model, model.num_classes, settings, num_frames, seed=int(loaded.cfg.seed))
-    except ConfigError as e:
-        key = e.field if e.field and e.field.startswith("model.") else f"method.frhead.{e.field or 'stage_weights'}"
-        raise loaded.error(e.message, key) from None
-    return FRHeadMethod(model, heads, w_cl=settings.w_cl, label_smoothing=loaded.cfg.method.label_smoothing)
-
-
-__all__ = ["FRHeadMethod", "FRHeadSettings", "build_frhead", "build_frhead_method", "inference_state_dict",
-           "settings_from_config", "training_clip_length"]
+__all__ = ["FRHeadMethod", "FRHeadMethodSettings", "FRHeadSettings", "build_frhead", "build_frhead_method",
+           "check_frhead_settings", "inference_state_dict"]

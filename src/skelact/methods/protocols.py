@@ -41,13 +41,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from skelact.errors import ConfigError, DataError
-from skelact.methods.skeletonclr import ENCODER_PREFIX, encoder_width, reset_linear_, settings_from_dict
+from skelact.methods.registry import encoder_prefix  # noqa: F401 - the protocols' view of the method table
+from skelact.methods.settings import settings_from_dict
+from skelact.methods.skeletonclr import encoder_width, reset_linear_
 
 PROTOCOLS = ("linear", "knn", "finetune", "semi")
-#: methods whose checkpoints hold one backbone as ``method.model.*`` (the supervised recipes)
-SUPERVISED_METHODS = ("supervised", "frhead")
-#: methods whose checkpoints hold one encoder per view as ``method.views.<view>.encoder.*``
-PRETRAINING_METHODS = ("skeletonclr", "crossclr")
 PLOT_METHODS = ("auto", "tsne", "pca", "none")
 
 #: the protocols' training recipes as experiment-config layers. linear: the reference's linear evaluation
@@ -198,16 +196,6 @@ def knn_scores(train_features: Any, train_labels: Any, test_features: Any, num_c
 
 # ----------------------------------------------------------------------------------------------------------------
 # encoders and their classifiers
-
-
-def encoder_prefix(method_type: str, view: str) -> str:
-    """Where the encoder of ``view`` lies in a checkpoint's ``state_dict`` of a run of ``method_type``."""
-    if method_type in PRETRAINING_METHODS:
-        return "method." + ENCODER_PREFIX.format(view=view)
-    if method_type in SUPERVISED_METHODS:
-        return "method.model."
-    raise ConfigError(f"cannot take an encoder from a {method_type!r} run; known: "
-                      f"{', '.join(PRETRAINING_METHODS + SUPERVISED_METHODS)}", field="method.type")
 
 
 def load_encoder_weights(encoder: nn.Module, state_dict: Mapping[str, torch.Tensor], prefix: str,

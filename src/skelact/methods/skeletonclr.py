@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -52,6 +52,7 @@ from torch import nn
 
 from skelact.errors import ConfigError
 from skelact.methods.queue import MemoryQueue
+from skelact.methods.settings import MethodContext, settings_from_dict  # noqa: F401 - settings_from_dict: re-export
 
 #: the prefix of view ``v``'s query encoder in a pre-training method's state dict (``SkeletonLitModule`` adds
 #: ``method.``); what the evaluation protocols load
@@ -76,33 +77,6 @@ class ContrastiveSettings:
     mlp: bool = True
 
 
-def settings_from_dict(values: Mapping[str, Any] | None, cls: type, section: str, source: str | None = None):
-    """An instance of the dataclass ``cls`` from a config mapping; unknown keys and wrong types are one
-    :class:`ConfigError` naming ``section.key`` (and ``source``, the file that set it)."""
-    values = dict(values or {})
-    known = {f.name: f for f in fields(cls)}
-    for key in values:
-        if key not in known:
-            raise ConfigError(f"unknown key; {section} accepts: {', '.join(known)}", source, f"{section}.{key}")
-    defaults = cls()
-    out = {}
-    for key, value in values.items():
-        default = getattr(defaults, key)
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        else:
-            ok = True
-        if not ok:
-            raise ConfigError(f"expected {type(default).__name__}, got {value!r}", source, f"{section}.{key}")
-        out[key] = value
-    return cls(**out)
-
-
 def check_contrastive_settings(s: ContrastiveSettings, section: str, source: str | None = None) -> None:
     def need(ok: bool, key: str, message: str) -> None:
         if not ok:
@@ -114,15 +88,16 @@ def check_contrastive_settings(s: ContrastiveSettings, section: str, source: str
     need(s.temperature > 0.0, "temperature", f"must be positive, got {s.temperature}")
 
 
-def contrastive_settings(loaded: Any) -> ContrastiveSettings:
-    """The checked ``method.skeletonclr`` settings of a loaded config (also CrosSCLR's per-view settings)."""
-    from skelact.config import to_container
+@dataclass
+class SkeletonCLRSettings:
+    """The settings of ``method.type: skeletonclr``: its ``method.skeletonclr`` section."""
 
-    source = loaded.source_of("method.skeletonclr")
-    settings = settings_from_dict(to_container(loaded.cfg.method.skeletonclr), ContrastiveSettings,
-                                  "method.skeletonclr", source)
-    check_contrastive_settings(settings, "method.skeletonclr", source)
-    return settings
+    skeletonclr: ContrastiveSettings = field(default_factory=ContrastiveSettings)
+
+
+def check_skeletonclr_settings(settings: Any) -> None:
+    """Values the dataclass types cannot check (``method.skeletonclr``)."""
+    check_contrastive_settings(settings.skeletonclr, "skeletonclr")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -325,11 +300,10 @@ def build_view(encoder: nn.Module, settings: ContrastiveSettings, generator: tor
                        generator=generator)
 
 
-def build_skeletonclr_method(loaded: Any, make_encoder: Callable[[], nn.Module]) -> SkeletonCLRMethod:
-    """SkeletonCLR of a loaded config: one view, ``data.modality``, on the encoder ``make_encoder()`` builds."""
+def build_skeletonclr_method(settings: SkeletonCLRSettings, context: MethodContext) -> SkeletonCLRMethod:
+    """SkeletonCLR: one view, the run's modality, on the encoder ``context.make_model()`` builds."""
     from skelact.data.transforms import modality_name
 
-    settings = contrastive_settings(loaded)
-    generator = torch.Generator().manual_seed(int(loaded.cfg.seed) + HEAD_SEED_OFFSET)
-    view = modality_name(loaded.cfg.data.modality)
-    return SkeletonCLRMethod({view: build_view(make_encoder(), settings, generator)})
+    generator = torch.Generator().manual_seed(int(context.seed) + HEAD_SEED_OFFSET)
+    view = modality_name(context.modality)
+    return SkeletonCLRMethod({view: build_view(context.make_model(), settings.skeletonclr, generator)})

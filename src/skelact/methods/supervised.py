@@ -7,15 +7,33 @@ the target puts ``1 - eps + eps / K`` on the true class and ``eps / K`` on every
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skelact.data.batch import model_inputs
+from skelact.errors import ConfigError
+from skelact.methods.settings import MethodContext
+
+
+@dataclass
+class SupervisedSettings:
+    """The settings of ``method.type: supervised``."""
+
+    #: label smoothing epsilon (0: plain cross-entropy)
+    label_smoothing: float = 0.0
+
+
+def check_label_smoothing(settings: Any) -> None:
+    if not 0.0 <= float(settings.label_smoothing) < 1.0:
+        raise ConfigError(f"must lie in [0, 1), got {settings.label_smoothing}", field="label_smoothing")
+
 
 class SupervisedMethod(nn.Module):
-    """A classifier ``model`` (batch ``[N, M, T, V, C]`` -> logits ``[N, K]``) trained with cross-entropy."""
+    """A classifier ``model`` (the batch's named inputs -> logits ``[N, K]``) trained with cross-entropy."""
 
     def __init__(self, model: nn.Module, label_smoothing: float = 0.0):
         super().__init__()
@@ -24,9 +42,9 @@ class SupervisedMethod(nn.Module):
         self.model = model
         self.label_smoothing = float(label_smoothing)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for a batch (what evaluation and export use)."""
-        return self.model(x)
+    def forward(self, *args: Any, **inputs: Any) -> torch.Tensor:
+        """Logits for a batch's inputs (what evaluation and export use)."""
+        return self.model(*args, **inputs)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # float32 loss under mixed precision: log-softmax in half precision loses the small probabilities
@@ -34,5 +52,9 @@ class SupervisedMethod(nn.Module):
 
     def training_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(loss, logits)`` for one training batch."""
-        logits = self.model(batch["x"])
+        logits = self.model(**model_inputs(batch))
         return self.loss(logits, batch["label"]), logits
+
+
+def build_supervised_method(settings: SupervisedSettings, context: MethodContext) -> SupervisedMethod:
+    return SupervisedMethod(context.make_model(), label_smoothing=settings.label_smoothing)

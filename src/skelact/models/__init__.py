@@ -5,19 +5,37 @@ Input batches are skelact's ``[N, M, T, V, C]``; :mod:`skelact.models.layers` do
 - :class:`STGCN`: ST-GCN (Yan et al., AAAI 2018), spatial-configuration partition by default.
 - :class:`CTRGCN`: CTR-GCN (Chen et al., ICCV 2021), inward/outward partition by default.
 
-Both return logits ``[N, num_classes]``; ``forward(x, return_features=True)`` adds FR-Head's stage features and
-``extract_features(x)`` gives the pooled embedding.
+Models are looked up by name in :data:`MODELS` (:func:`register_model` adds one) and built from the data with
+``from_data`` (:mod:`skelact.models.data_info`). Both return logits ``[N, num_classes]``;
+``forward(x, return_features=True)`` adds FR-Head's stage features and ``extract_features(x)`` gives the pooled
+embedding.
 """
 
 from __future__ import annotations
 
 from skelact.errors import ConfigError
 from skelact.models.ctrgcn import CTRGCN
+from skelact.models.data_info import DataArguments, DataInfo, same_layout
 from skelact.models.layers import FR_HEAD_BLOCKS, DataBatchNorm, SkeletonGCN, standard_block_specs
 from skelact.models.stgcn import STGCN
 
-#: Backbone classes by the name a config uses.
-BACKBONES = {"stgcn": STGCN, "ctrgcn": CTRGCN}
+#: Model classes by the name a config's ``model.type`` uses (imported, so the import structure shows them).
+MODELS: dict[str, type] = {"stgcn": STGCN, "ctrgcn": CTRGCN}
+#: the former name of :data:`MODELS`
+BACKBONES = MODELS
+
+
+def register_model(name: str, cls: type) -> type:
+    """Make ``cls`` buildable as ``model.type: name`` (a model of one's own, defined in one's own code; it needs
+    a ``from_data(data_info, **settings)`` classmethod, see :mod:`skelact.models.data_info`)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a model name must be a non-empty string, got {name!r}")
+    if name in MODELS and MODELS[name] is not cls:
+        raise ValueError(f"model name {name!r} is already taken by {MODELS[name].__qualname__}")
+    if not callable(getattr(cls, "from_data", None)):
+        raise ValueError(f"{cls.__qualname__} has no from_data(data_info, **settings) classmethod")
+    MODELS[name] = cls
+    return cls
 
 
 def build_backbone(name: str, num_classes: int, **kwargs) -> SkeletonGCN:
@@ -28,5 +46,5 @@ def build_backbone(name: str, num_classes: int, **kwargs) -> SkeletonGCN:
     return cls(num_classes, **kwargs)
 
 
-__all__ = ["BACKBONES", "CTRGCN", "FR_HEAD_BLOCKS", "STGCN", "DataBatchNorm", "SkeletonGCN", "build_backbone",
-           "standard_block_specs"]
+__all__ = ["BACKBONES", "CTRGCN", "FR_HEAD_BLOCKS", "MODELS", "STGCN", "DataArguments", "DataBatchNorm", "DataInfo",
+           "SkeletonGCN", "build_backbone", "register_model", "same_layout", "standard_block_specs"]

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from skelact.errors import ConfigError, DataError
+from skelact.models.data_info import DataArguments
 
 #: 1-based indices of the blocks whose outputs FR-Head taps (Zhou et al., CVPR 2023; zhysora/FR-Head
 #: ``model/ctrgcn.py``: after ``l1``, ``l5``, ``l8`` and ``l10``).
@@ -126,13 +127,18 @@ class DataBatchNorm(nn.Module):
         return y.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
 
 
-class SkeletonGCN(nn.Module):
+class SkeletonGCN(DataArguments, nn.Module):
     """The shared edge and tail of a block-stacked skeleton GCN.
+
+    Built from data (:meth:`from_data`) with the dataset's classes, joint layout (the graph), coordinates per joint
+    and person slots.
 
     Subclasses build ``self.data_bn`` (a :class:`DataBatchNorm`), ``self.blocks`` (an ``nn.ModuleList``),
     ``self.dropout`` and ``self.fc``, set ``self.feature_blocks``, and implement :meth:`_block` (how block ``i``
     is applied). This class checks the input, runs the blocks, taps features, pools and classifies.
     """
+
+    DATA_ARGUMENTS = ("num_classes", "layout", "in_channels", "num_persons")
 
     num_persons: int
     num_joints: int

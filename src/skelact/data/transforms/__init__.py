@@ -30,6 +30,7 @@ argument raises one :class:`~skelact.errors.ConfigError` naming it. :data:`PRESE
 ``RandomBoneScale``    bone lengths times U[1 - s, 1 + s], rebuilt from the centre outward (ours)
 ``Flip``               left/right mirror through the layout's flip pairs
 ``ToModality``         joint, bone, joint_motion, bone_motion (:mod:`.modality`, the only place they are computed)
+``ToInputs``           the last step: names the arrays the model takes (:mod:`.inputs`)
 =====================  ===========================================================================================
 
 Not reproduced on purpose: CTR-GCN's NW-UCLA loader (and pyskl's ``RepeatDataset``) repeating the training set 5
@@ -37,6 +38,7 @@ times per epoch: in skelact an epoch is one pass, and the engine counts passes h
 """
 
 from skelact.data.transforms.compose import Compose, build_pipeline
+from skelact.data.transforms.inputs import DEFAULT_INPUTS, ToInputs
 from skelact.data.transforms.modality import (
     MODALITIES,
     ToModality,
@@ -79,6 +81,7 @@ from skelact.data.transforms.temporal import (
 from skelact.data.transforms.view import CenterOnJoint, MinMaxNormalize, PreNormalize3D, TorsoNormalize
 
 __all__ = [
+    "DEFAULT_INPUTS",
     "MODALITIES",
     "PRESETS",
     "TRANSFORMS",
@@ -95,6 +98,7 @@ __all__ = [
     "Shear",
     "TemporalCrop",
     "TorsoNormalize",
+    "ToInputs",
     "ToModality",
     "UclaSample",
     "UniformSample",

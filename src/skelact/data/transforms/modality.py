@@ -93,17 +93,25 @@ def modality_scores(scores: np.ndarray, layout: Layout | None, name: str) -> np.
 @register_transform
 class ToModality:
     """Replace the sample's keypoints (and scores) by modality ``name`` (:func:`to_modality`); records
-    ``sample['modality']``. Bone modalities need the sample's layout."""
+    ``sample['modality']``. Bone modalities need the sample's layout.
 
-    def __init__(self, name: str = "joint"):
+    ``into``: write the modality to this sample key instead, keeping the keypoints (and their scores) as they are,
+    so one pipeline can give a model several modalities of the same clip (``ToInputs`` then names them)."""
+
+    def __init__(self, name: str = "joint", into: str = "keypoints"):
         try:
             self.name = modality_name(name)
         except ConfigError as e:
             raise bad_argument("ToModality", "name", e.message) from None
+        if not isinstance(into, str) or not into:
+            raise bad_argument("ToModality", "into", f"expected a sample key, got {into!r}")
+        self.into = into
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         kp = get_keypoints(sample, "ToModality")
         layout = get_layout_of(sample, kp, "ToModality") if self.name in ("bone", "bone_motion") else None
+        if self.into != "keypoints":
+            return updated(sample, **{self.into: to_modality(kp, layout, self.name)})
         out = updated(sample, keypoints=to_modality(kp, layout, self.name), modality=self.name)
         scores = get_scores(sample, kp, "ToModality")
         if scores is not None:
@@ -111,4 +119,5 @@ class ToModality:
         return out
 
     def __repr__(self) -> str:
-        return f"ToModality(name={self.name!r})"
+        into = "" if self.into == "keypoints" else f", into={self.into!r}"
+        return f"ToModality(name={self.name!r}{into})"
