@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skelact.data.prepare import default_workers, prepare
+from skelact.data.prepare import prepare
+from skelact.data.store_target import default_workers
 from skelact.data.store import KEYPOINTS, SkeletonStore
 
 REPO = Path(__file__).resolve().parents[1]

@@ -88,7 +88,8 @@ def open_or_prepare(fmt: str, source: str | PathLike, options: Mapping[str, Any]
 
     path = cached_store_path(fmt, source, options)
     if not (path / MANIFEST).is_file():
-        from skelact.data.prepare import acquire_store_lock, prepare
+        from skelact.data.prepare import prepare
+        from skelact.data.store_target import acquire_store_lock
 
         src = resolve_source(source)
         path.parent.mkdir(parents=True, exist_ok=True)

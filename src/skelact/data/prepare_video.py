@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from skelact.data.prepare import PrepareReport, _check_out, acquire_store_lock, clean_leftovers, default_workers
+from skelact.data.store_target import PrepareReport, acquire_store_lock, check_out, clean_leftovers, default_workers
 from skelact.data.sources import open_source
 from skelact.data.sources.base import Source
 from skelact.data.sources.video_folder import is_ucf_list
@@ -72,7 +72,7 @@ def prepare_videos(fmt: str, src: str | PathLike, out: str | PathLike, workers: 
     """
     started = time.perf_counter()
     out = Path(out)
-    _check_out(out, overwrite)
+    check_out(out, overwrite)
     user_splits = None
     if split_file is not None:
         if is_ucf_list(split_file):

@@ -17,7 +17,7 @@ was found is reported with a one-line reason and skipped; the store lists them u
 Only when every video fails is nothing written, and the first reason raised.
 
 One writer per output. The whole run holds the lock ``.<OUT_STORE's name>.lock`` beside the store (the same one
-``skelact prepare`` takes, :func:`skelact.data.prepare.acquire_store_lock`), so a second extraction (or prepare)
+``skelact prepare`` takes, :func:`skelact.data.store_target.acquire_store_lock`), so a second extraction (or prepare)
 into the same OUT_STORE exits at once naming the holder, and the two never share a work folder. Under the lock the
 leftovers of a killed run are removed first: ``.OUT_STORE.partial-*`` store folders and the per-video cache's
 half-written ``*.partial-*`` files. A full disk (while caching a video or writing the store) removes the partial
@@ -27,7 +27,7 @@ in the work folder, so the same command resumes once space is freed. Folder scan
 
 A video store (``skelact prepare video-folder``) as the one input gives a store with keypoints out, keeping the
 input's labels, class names and splits, each sample aligned frame by frame with its video
-(:mod:`skelact.pose.extract_store`); it runs under the same lock.
+(:func:`extract_poses_from_store`); it runs under the same lock.
 
 Labels (optional). ``labels_csv``: a CSV with columns ``name`` and ``label``; ``name`` is a video's sample name
 (its path under the input folder without the ending, e.g. ``jump/clip01``), its file name or its stem; ``label`` is
@@ -49,7 +49,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from importlib import import_module
 from pathlib import Path
@@ -57,9 +57,10 @@ from typing import Any
 
 import numpy as np
 
-from skelact.data.prepare import _check_out, acquire_store_lock, clean_leftovers, default_workers
+from skelact.data.store_target import acquire_store_lock, check_out, clean_leftovers, default_workers
 from skelact.data.sequence import SkeletonSequence
-from skelact.data.store import MANIFEST, StoreWriter, commit_directory, temporary_sibling
+from skelact.data.splits import resolve_named_splits
+from skelact.data.store import MANIFEST, SkeletonStore, StoreWriter, commit_directory, temporary_sibling
 from skelact.errors import ConfigError, DataError, SkelactError, StoreError, disk_full_error, is_disk_full
 from skelact.pose.base import ESTIMATORS, PoseEstimator, create_estimator
 from skelact.pose.mapping import get_mapping
@@ -431,8 +432,6 @@ def extract_poses(inputs: "str | PathLike | Sequence[str | PathLike]", out_store
     :class:`SkelactError` subclasses only (:class:`~skelact.locking.LockedError` when another process writes the
     same output; ``KeyboardInterrupt``, after which the same call resumes).
     """
-    from skelact.pose.extract_store import extract_poses_from_store, video_store_input
-
     out = Path(out_store)
     if not out.parent.is_dir():
         raise StoreError("parent directory does not exist", out.parent)
@@ -463,7 +462,7 @@ def _extract_poses_locked(inputs: "str | PathLike | Sequence[str | PathLike]", o
                           keep_work: bool) -> ExtractReport:
     started = time.perf_counter()
     out = Path(out_store)
-    _check_out(out, overwrite)
+    check_out(out, overwrite)
     store_layout = get_layout(layout)
     if max_persons < 1:
         raise ConfigError(f"must be at least 1, got {max_persons}", field="max_persons")
@@ -600,6 +599,116 @@ def _extract_poses_locked(inputs: "str | PathLike | Sequence[str | PathLike]", o
     return ExtractReport(out=out, num_videos=len(videos), num_samples=len(writer), total_frames=total_frames,
                          frames_processed=frames_processed, reused=reused, seconds=time.perf_counter() - started,
                          workers=n_workers, work_dir=work, rejected=rejected, warnings=warnings)
+
+
+# -- a video store in ------------------------------------------------------------------------------------------
+
+
+def video_store_input(inputs: Any) -> Path | None:
+    """The store directory when ``inputs`` is exactly one skelact store that refers to videos, else ``None``."""
+    if isinstance(inputs, (str, PathLike)):
+        inputs = [inputs]
+    if not isinstance(inputs, Sequence) or len(inputs) != 1 or not isinstance(inputs[0], (str, PathLike)):
+        return None
+    path = Path(inputs[0])
+    if not (path / MANIFEST).is_file():
+        return None
+    store = SkeletonStore(path)
+    if store.kind != "video" and not int(store.manifest.get("num_videos", 0)):
+        raise StoreError("this store refers to no videos, so there is nothing to extract poses from (prepare one "
+                         "with skelact prepare video-folder)", path)
+    return path
+
+
+def extract_poses_from_store(store_path: str | PathLike, out_store: str | PathLike,
+                             estimator: "str | PoseEstimator" = "mediapipe",
+                             layout: "str | PathLike | Layout" = "coco17", workers: int | None = None,
+                             resume: bool = True, *, overwrite: bool = False, max_persons: int = 1,
+                             criterion: str = "area", max_side: int | None = None, mirrored: bool = False,
+                             estimator_options: Mapping[str, Any] | None = None, progress: bool = True,
+                             keep_work: bool = False) -> ExtractReport:
+    """Estimate poses on every video of a store and write them, with the store's labels and splits, to
+    ``out_store`` (see the module docstring; the arguments are :func:`extract_poses`'); the caller holds OUT's lock.
+
+    The videos go through the ordinary extraction under their store sample names, into an intermediate store in
+    the work folder ``<OUT's parent>/.<OUT's name>.work/``, which is then joined with the input's labels, class
+    names and splits into OUT, every sample keeping its video reference, now aligned frame by frame with its
+    keypoints: keypoint frame ``t`` was estimated on decoded frame ``t``. When the decoder yields a different
+    number of frames than the probe counted, the reference takes the decoded count (what the keypoints align with)
+    and a warning says so. An interrupted run resumes like any extraction (the per-video cache is kept until OUT is
+    complete). Samples that fail here are added to the input's own ``rejected`` list and left out of the splits.
+    """
+    started = time.perf_counter()
+    source = SkeletonStore(store_path)
+    out = Path(out_store)
+    check_out(out, overwrite)
+    items, rejected = [], list(source.rejected)
+    for i in range(len(source)):
+        if source.video(i) is None:
+            rejected.append({"file": f"{source.path}#{source.name(i)}", "reason": "no video reference"})
+        else:
+            items.append(VideoItem(source.video_path(i), source.name(i), source.video_root))
+    if not items:
+        raise DataError("no sample of this store refers to a video", source.path)
+    work = work_dir_for(out)
+    poses_path = work / "poses"
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create the work folder ({e.strerror or e})", work) from None
+    # keep_work: the per-video cache outlives the intermediate store, so a run interrupted while joining resumes
+    # without estimating again
+    inner = extract_poses(items, poses_path, estimator=estimator, layout=layout, workers=workers, resume=resume,
+                          overwrite=True, max_persons=max_persons, criterion=criterion, max_side=max_side,
+                          mirrored=mirrored, estimator_options=estimator_options, progress=progress,
+                          keep_work=True)
+    poses = SkeletonStore(poses_path)
+    warnings = list(inner.warnings)
+    tmp = temporary_sibling(out)
+    writer = StoreWriter(tmp, poses.layout, video_root=source.video_root)
+    try:
+        _join(source, poses, writer, warnings)
+        named = {split: {subset: [source.name(int(i)) for i in idx] for subset, idx in subsets.items()}
+                 for split, subsets in source.splits.items()}
+        splits, unknown = resolve_named_splits(named, writer.name_to_index, source.path, strict=False)
+        if unknown:
+            warnings.append(f"{len(unknown)} sample(s) of the input's splits had no poses and were left out, e.g. "
+                            f"{unknown[0]!r}")
+        writer.close(class_names=source.class_names, splits=splits,
+                     source={"format": "video-store", "path": str(source.path.resolve()),
+                             "options": {"input_source": source.manifest.get("source")}},
+                     rejected=rejected + list(inner.rejected),
+                     extra={"extraction": poses.manifest.get("extraction"),
+                            "split_sources": source.manifest.get("split_sources", {})})
+        commit_directory(tmp, out, overwrite=overwrite)
+    except BaseException as error:
+        writer.abort()
+        if is_disk_full(error):
+            raise disk_full_error(out) from None
+        raise
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return replace(inner, out=out, num_samples=len(writer), seconds=time.perf_counter() - started,
+                   rejected=rejected + list(inner.rejected), warnings=warnings, work_dir=work)
+
+
+def _join(source: SkeletonStore, poses: SkeletonStore, writer: StoreWriter, warnings: list[str]) -> None:
+    """Each sample with poses, in the input's order, with the input's label, meta and (realigned) video."""
+    found = {name: j for j, name in enumerate(poses.names)}
+    for i in range(len(source)):
+        j = found.get(source.name(i))
+        if j is None:
+            continue  # rejected by the extraction (listed there)
+        seq = poses[j]
+        video = source.video(i)
+        assert video is not None
+        if video.frames != seq.num_frames:
+            warnings.append(f"{source.name(i)}: the probe counted {video.frames} frames, the decoder gave "
+                            f"{seq.num_frames}; the reference now says {seq.num_frames}, as the keypoints")
+            video = replace(video, frames=seq.num_frames)
+        seq.label = int(source.labels[i])
+        seq.meta = {**source.meta(i), **seq.meta}
+        writer.add(seq, file=source.file(i), video=video)
 
 
 # -- command line --------------------------------------------------------------------------------------------------
