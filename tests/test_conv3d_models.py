@@ -236,3 +236,31 @@ def test_onnx_export_matches_pytorch(tmp_path):
         (got,) = session.run(["logits"], {"heatmap": x.numpy()})
         assert got.shape == expected.shape
         assert np.max(np.abs(got - expected)) < 1e-4
+
+
+def test_a_config_builds_it_through_the_engine(tmp_path):
+    """``model.type: poseconv3d`` in a config: the engine's build_model fills num_classes and in_channels from the
+    store, and a wrong backbone option or channel count is one ConfigError naming the config key."""
+    import types
+    from pathlib import Path
+
+    from skelact.config import load_config
+    from skelact.engine.build import build_model
+
+    repo = Path(__file__).resolve().parents[1]
+    config = tmp_path / "poseconv3d.yaml"
+    config.write_text("_base_:\n"
+                      f"  - {repo}/configs/_base_/datasets/nw_ucla.yaml\n"
+                      f"  - {repo}/configs/_base_/schedules/ctrgcn_nw_ucla.yaml\n"
+                      f"  - {repo}/configs/_base_/modalities/joint.yaml\n"
+                      "model: {type: poseconv3d, backbone: x3d, heatmap: limbs, backbone_options: {base_channels: 8}}\n")
+    store = types.SimpleNamespace(num_classes=10, layout=get_layout("nw_ucla20"), coords=3,
+                                  class_names=tuple("abcdefghij"), path=tmp_path)
+    model = build_model(load_config(config), store)
+    assert isinstance(model, PoseConv3D) and (model.num_classes, model.in_channels) == (10, 19)
+    with pytest.raises(ConfigError) as e:
+        build_model(load_config(config, ["model.backbone_options.depth=50"]), store)
+    assert e.value.field == "model.backbone_options.depth"
+    with pytest.raises(ConfigError) as e:
+        build_model(load_config(config, ["model.in_channels=17"]), store)
+    assert e.value.field == "model.in_channels" and "19 channels" in e.value.message
