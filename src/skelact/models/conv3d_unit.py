@@ -29,13 +29,14 @@ def same_padding(kernel: Triple) -> tuple[int, int, int]:
 
 
 class ConvBNAct3d(nn.Sequential):
-    """``conv`` (no bias when normalised), then ``bn``, then ``act`` (ReLU) when asked."""
+    """``conv`` (with a bias only when not normalised, unless ``bias`` says otherwise), then ``bn``, then ``act``
+    (ReLU) when asked."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: Triple = 1, stride: Triple = 1,
-                 groups: int = 1, norm: bool = True, act: bool = True):
+                 groups: int = 1, norm: bool = True, act: bool = True, bias: bool | None = None):
         super().__init__()
         self.conv = nn.Conv3d(in_channels, out_channels, triple(kernel), triple(stride), same_padding(kernel),
-                              groups=groups, bias=not norm)
+                              groups=groups, bias=(not norm) if bias is None else bias)
         if norm:
             self.bn = nn.BatchNorm3d(out_channels)
         if act:

@@ -100,11 +100,10 @@ class X3D(nn.Module):
         base = round_width(base_channels, width_factor)
         blocks_per_stage = [int(math.ceil(depth_factor * int(b))) for b in stage_blocks]
         self.stem = nn.Sequential(
-            ConvBNAct3d(in_channels, base, (1, 3, 3), (1, 2, 2), norm=False, act=False),
+            # bias-free although no norm layer follows, as the reference's stem
+            ConvBNAct3d(in_channels, base, (1, 3, 3), (1, 2, 2), norm=False, act=False, bias=False),
             ConvBNAct3d(base, base, (5, 1, 1), groups=base),
         )
-        # the reference's stem convolution is bias-free even without a norm layer
-        self.stem[0].conv.bias = None
         width = base
         self.stages = nn.ModuleList()
         for i, blocks in enumerate(blocks_per_stage):
