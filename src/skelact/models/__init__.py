@@ -52,4 +52,5 @@ def build_backbone(name: str, num_classes: int, **kwargs) -> SkeletonGCN:
 
 
 __all__ = ["BACKBONES", "BACKBONES_3D", "CTRGCN", "FR_HEAD_BLOCKS", "MODELS", "STGCN", "DataArguments",
-           "DataBatchNorm", "DataInfo", "PoseConv3D", "SkeletonGCN", "build_backbone", "register_model", "same_layout", "standard_block_specs"]
+           "DataBatchNorm", "DataInfo", "PoseConv3D", "SkeletonGCN", "build_backbone", "register_model",
+           "same_layout", "standard_block_specs"]
