@@ -98,6 +98,11 @@ def test_full_slowonly_parameter_count():
     assert n_params(model) == 1_994_080 + 512 * 60 + 60
 
 
+def test_full_x3d_parameter_count():
+    """X3D-shallow's count, kept as a regression figure (benchmarks: 0.57 GMACs at 17x48x56x56)."""
+    assert n_params(PoseConv3D(60, 17, "x3d").backbone) == 241_488
+
+
 def test_x3d_width_rounding():
     # X3D rounds widths to multiples of 8, never more than 10 % below the exact value
     assert round_width(24, 1.0) == 24
@@ -253,7 +258,8 @@ def test_a_config_builds_it_through_the_engine(tmp_path):
                       f"  - {repo}/configs/_base_/datasets/nw_ucla.yaml\n"
                       f"  - {repo}/configs/_base_/schedules/ctrgcn_nw_ucla.yaml\n"
                       f"  - {repo}/configs/_base_/modalities/joint.yaml\n"
-                      "model: {type: poseconv3d, backbone: x3d, heatmap: limbs, backbone_options: {base_channels: 8}}\n")
+                      "model: {type: poseconv3d, backbone: x3d, heatmap: limbs,\n"
+                      "        backbone_options: {base_channels: 8}}\n")
     store = types.SimpleNamespace(num_classes=10, layout=get_layout("nw_ucla20"), coords=3,
                                   class_names=tuple("abcdefghij"), path=tmp_path)
     model = build_model(load_config(config), store)
