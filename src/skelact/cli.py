@@ -179,7 +179,7 @@ def _print_outputs(directory: Any) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from skelact.engine.commands import train_command
-    from skelact.engine.runs import TrainingInterrupted, _is_launched_child
+    from skelact.engine.runs import TrainingInterrupted, is_launched_child
     from skelact.evaluation.report import METRICS_FILE
 
     config, overrides = _split_train_items(args.items, args.resume)
@@ -193,7 +193,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"skelact: interrupted before the first checkpoint of {e.run_dir} was written; nothing to resume, "
                   "start the run again", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if _is_launched_child():  # a data-parallel worker Lightning started: the first process reports
+    if is_launched_child():  # a data-parallel worker Lightning started: the first process reports
         return 0
     metrics = json.loads((run / METRICS_FILE).read_text(encoding="utf-8"))
     print(f"run               {run}")
@@ -204,19 +204,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from skelact.engine.runs import _is_launched_child
+    from skelact.engine.runs import is_launched_child
     from skelact.engine.ssl_commands import pretrain_command
 
     config, overrides = _split_train_items(args.items, args.resume)
     run = pretrain_command(config, overrides, run_dir=args.run_dir, resume=args.resume)
-    if not _is_launched_child():
+    if not is_launched_child():
         print(f"run               {run}")
         print(f"next              skelact evaluate linear|knn|finetune|semi {run}")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from skelact.engine.runs import _is_launched_child
+    from skelact.engine.runs import is_launched_child
     from skelact.engine.ssl_commands import evaluate_command
 
     # only the options the user gave: a resumed protocol keeps its own, and the defaults live in ProtocolOptions
@@ -227,7 +227,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) if args.resume is None else [args.run, *args.overrides]
     overrides = [o for o in overrides if o is not None]
     metrics = evaluate_command(args.protocol, source, overrides, args.run_dir, resume=args.resume, **options)
-    if metrics and not _is_launched_child():
+    if metrics and not is_launched_child():
         print(f"accuracy          {_metrics_line(metrics)}   ({args.protocol}, {metrics['num_test_samples']} samples)")
         if metrics.get("run_dir"):
             _print_outputs(metrics["run_dir"])

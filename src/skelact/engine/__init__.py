@@ -8,13 +8,9 @@ engine does (:func:`require_lightning` says how to get it).
 
 from __future__ import annotations
 
-from skelact.errors import SkelactError
+from skelact.errors import MissingDependencyError
 
 INSTALL_HINT = "pip install 'skelact[train]'"
-
-
-class MissingDependencyError(SkelactError):
-    """An optional dependency needed for this command is not installed."""
 
 
 def require_lightning() -> None:

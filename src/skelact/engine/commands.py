@@ -21,10 +21,10 @@ import numpy as np
 
 from skelact.config import LoadedConfig, load_config
 from skelact.engine import require_lightning
-from skelact.engine.errors import RunError
-from skelact.engine.runs import (CONFIG_FILE, RunLog, TrainingInterrupted, _checked_run_dir, _checkpoint_path,
-                                 _epochs_done, _fit, _is_launched_child, _lit_module, _resume_checkpoint,
-                                 _run_directory, _schedule_and_lr, _start, disk_full_as_error,
+from skelact.errors import RunError
+from skelact.engine.runs import (CONFIG_FILE, RunLog, TrainingInterrupted, checked_run_dir, run_checkpoint_path,
+                                 checkpoint_epochs_done, fit_run, is_launched_child, lit_module, resume_checkpoint,
+                                 run_directory, schedule_and_lr, start_run, disk_full_as_error,
                                  evaluation_output_size, hold_run_dir)
 from skelact.errors import ConfigError
 
@@ -50,15 +50,15 @@ def train_command(config_path: str | PathLike | None, overrides: Sequence[str] =
     require_lightning()
     from skelact.engine.trainer import CHECKPOINT_DIR
 
-    child = _is_launched_child()
+    child = is_launched_child()
     resume_ckpt: Path | None = None
     if resume is not None:
         if config_path is not None:
             raise ConfigError("give either a config file or a run to resume, not both (a resumed run uses its "
                               "own config.yaml; change it with key=value overrides)", field="--resume")
-        out, resume_ckpt = _resume_checkpoint(resume, run_dir)
+        out, resume_ckpt = resume_checkpoint(resume, run_dir)
         loaded = load_config(out / CONFIG_FILE, overrides)
-        done = _epochs_done(resume_ckpt)
+        done = checkpoint_epochs_done(resume_ckpt)
         if loaded.cfg.epochs < done:
             raise loaded.error(f"is {loaded.cfg.epochs} but the run's last checkpoint has already completed {done} "
                                "epochs; resume with epochs >= that", "epochs")
@@ -66,11 +66,11 @@ def train_command(config_path: str | PathLike | None, overrides: Sequence[str] =
         if config_path is None:
             raise ConfigError("no config file given", field="CONFIG")
         loaded = load_config(config_path, overrides)
-        out = _run_directory(str(loaded.cfg.experiment), run_dir, child)
+        out = run_directory(str(loaded.cfg.experiment), run_dir, child)
     _check_compatible(loaded)
     out = out.resolve()
     with hold_run_dir(out, child):
-        log = _start(loaded, out, child, resume_ckpt, overrides)
+        log = start_run(loaded, out, child, resume_ckpt, overrides)
         try:
             return _fit_and_test(loaded, out, resume_ckpt, callbacks, child, log)
         except KeyboardInterrupt:
@@ -102,17 +102,17 @@ def _fit_and_test(loaded: LoadedConfig, out: Path, resume_ckpt: Path | None, cal
     log(f"data {store.path}: train {len(train_set)} ({cfg.data.split}/{cfg.data.train_subset}), test "
         f"{len(test_set)} ({cfg.data.split}/{cfg.data.test_subset}), layout {store.layout.name}, "
         f"modality {cfg.data.modality}")
-    schedule, batches, _ = _schedule_and_lr(loaded, len(train_set), world, log)
+    schedule, batches, _ = schedule_and_lr(loaded, len(train_set), world, log)
     log(f"model {type(model).__name__}: {sum(p.numel() for p in model.parameters()):,} parameters; "
         f"{world} process(es), precision {cfg.trainer.precision}, {cfg.epochs} epochs of {batches} steps")
-    module = _lit_module(loaded, method, schedule, store.num_classes, out)
+    module = lit_module(loaded, method, schedule, store.num_classes, out)
     data = SkeletonDataModule(train_set, test_set, batch_size=cfg.data.batch_size,
                               test_batch_size=cfg.data.test_batch_size, num_workers=cfg.data.num_workers,
                               seed=cfg.seed, drop_last=cfg.data.drop_last, num_frames=cfg.data.num_frames)
 
     with use_threads(cfg.trainer.threads, int(trainer.num_devices), log):
         started = time.perf_counter()
-        _fit(trainer, module, data, out, resume_ckpt, child, log, f"skelact train --resume {out}")
+        fit_run(trainer, module, data, out, resume_ckpt, child, log, f"skelact train --resume {out}")
         if not trainer.is_global_zero:
             return out
         log(f"training reached epoch {trainer.current_epoch} of {cfg.epochs} ({time.perf_counter() - started:.1f} "
@@ -148,8 +148,8 @@ def test_command(run_dir: str | PathLike, checkpoint: str = "best") -> dict[str,
     from skelact.engine.threads import use_threads
 
     require_lightning()
-    run = _checked_run_dir(run_dir).resolve()
-    _checkpoint_path(run, checkpoint)
+    run = checked_run_dir(run_dir).resolve()
+    run_checkpoint_path(run, checkpoint)
     loaded = load_config(run / CONFIG_FILE)
     log = RunLog(run)
     with hold_run_dir(run, False), use_threads(loaded.cfg.trainer.threads, 1, log):
@@ -169,7 +169,7 @@ def _evaluate(loaded: LoadedConfig, run: Path, which: str, *, store: Any = None,
     from skelact.evaluation.run_scores import save_run_scores
 
     cfg = loaded.cfg
-    ckpt_path = _checkpoint_path(run, which)
+    ckpt_path = run_checkpoint_path(run, which)
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         state = checkpoint["state_dict"]

@@ -86,7 +86,7 @@ def _load_method(run_dir: Path, checkpoint: str):
 
     from skelact.config import load_config
     from skelact.engine.build import build_method, build_model, open_dataset_store
-    from skelact.engine.errors import RunError
+    from skelact.errors import RunError
 
     config = run_dir / "config.yaml"
     if not config.is_file():
@@ -181,7 +181,7 @@ def plot_ambiguous_features(run_dir: str | PathLike, baseline: str | PathLike | 
     run = Path(run_dir)
     for directory in (run, baseline):
         if directory is not None and not (Path(directory) / "config.yaml").is_file():
-            from skelact.engine.errors import RunError
+            from skelact.errors import RunError
 
             raise RunError("not a skelact run directory (no config.yaml)", directory)
     if classes is None:

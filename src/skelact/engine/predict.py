@@ -195,15 +195,15 @@ def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
 def resolve_run(run_or_checkpoint: str | PathLike) -> tuple[Path, Path | None]:
     """``(run directory, checkpoint file)`` from a ``.ckpt`` inside a run, or ``(run directory, None)`` from a run
     directory (the caller picks its ``best`` or ``last`` checkpoint)."""
-    from skelact.engine.runs import _checked_run_dir
-    from skelact.engine.errors import RunError
+    from skelact.engine.runs import checked_run_dir
+    from skelact.errors import RunError
 
     given = Path(run_or_checkpoint)
     if given.is_file():
         if given.suffix != ".ckpt":
             raise RunError("expected a run directory or a .ckpt file of one", given)
-        return _checked_run_dir(given.resolve().parent.parent).resolve(), given.resolve()
-    return _checked_run_dir(given).resolve(), None
+        return checked_run_dir(given.resolve().parent.parent).resolve(), given.resolve()
+    return checked_run_dir(given).resolve(), None
 
 
 class Predictor:
@@ -213,7 +213,7 @@ class Predictor:
                  log: Callable[[str], None] | None = None):
         from skelact.config import load_config, to_container
         from skelact.engine.build import build_pipeline_of, open_dataset_store
-        from skelact.engine.runs import CONFIG_FILE, _checkpoint_path
+        from skelact.engine.runs import CONFIG_FILE, run_checkpoint_path
         from skelact.engine.export import load_inference_network
 
         from skelact.engine import require_lightning
@@ -225,7 +225,7 @@ class Predictor:
         if self.checkpoint is None:
             # by default the checkpoint the run was tested with (its evaluate.checkpoint, which its metrics.json
             # reports), so a prediction uses the model whose accuracy the run states
-            self.checkpoint = _checkpoint_path(self.run, checkpoint or str(cfg.evaluate.checkpoint))
+            self.checkpoint = run_checkpoint_path(self.run, checkpoint or str(cfg.evaluate.checkpoint))
         quiet = log or (lambda message: None)
         self.store = open_dataset_store(self.loaded, progress=False, log=quiet)
         self.layout = self.store.layout

@@ -38,11 +38,11 @@ import numpy as np
 
 from skelact.config import COMMAND_LINE, LoadedConfig, load_config, merge_layer, parse_overrides, to_container
 from skelact.engine import require_lightning
-from skelact.engine.runs import (CONFIG_FILE, RunLog, _checked_run_dir, _checkpoint_path, _fit,
-                                 _is_launched_child, _lit_module, _resume_checkpoint, _run_directory,
-                                 _schedule_and_lr, _start, disk_full_as_error, evaluation_output_size,
+from skelact.engine.runs import (CONFIG_FILE, RunLog, checked_run_dir, run_checkpoint_path, fit_run,
+                                 is_launched_child, lit_module, resume_checkpoint, run_directory,
+                                 schedule_and_lr, start_run, disk_full_as_error, evaluation_output_size,
                                  hold_run_dir)
-from skelact.engine.errors import RunError
+from skelact.errors import RunError
 from skelact.engine.threads import use_threads
 from skelact.errors import ConfigError, DataError, SkelactError
 
@@ -145,19 +145,19 @@ def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str
     from skelact.engine.trainer import build_trainer
     from skelact.methods.registry import SELF_SUPERVISED
 
-    child = _is_launched_child()
+    child = is_launched_child()
     resume_ckpt = None
     if resume is not None:
         if config_path is not None:
             raise ConfigError("give either a config file or a run to resume, not both (a resumed run uses its "
                               "own config.yaml; change it with key=value overrides)", field="--resume")
-        out, resume_ckpt = _resume_checkpoint(resume, run_dir)
+        out, resume_ckpt = resume_checkpoint(resume, run_dir)
         loaded = load_config(out / CONFIG_FILE, overrides)
     else:
         if config_path is None:
             raise ConfigError("no config file given", field="CONFIG")
         loaded = load_config(config_path, overrides)
-        out = _run_directory(str(loaded.cfg.experiment), run_dir, child).resolve()
+        out = run_directory(str(loaded.cfg.experiment), run_dir, child).resolve()
     cfg = loaded.cfg
     spec = method_spec(loaded, SELF_SUPERVISED)
     if cfg.trainer.check_val_every_n_epoch != 0:
@@ -166,7 +166,7 @@ def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str
     views = method_views(loaded)
     check_protocol_recipes(loaded)
     with hold_run_dir(out, child):
-        log = _start(loaded, out, child, resume_ckpt, overrides)
+        log = start_run(loaded, out, child, resume_ckpt, overrides)
 
         from skelact.data.multiview import MultiViewDataset
 
@@ -178,7 +178,7 @@ def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str
 
         trainer = build_trainer(cfg, out, callbacks=[_method_epoch_callback(log), *callbacks])
         world = int(trainer.num_devices) * int(trainer.num_nodes)
-        schedule, batches, global_batch = _schedule_and_lr(loaded, len(train_set), world, log)
+        schedule, batches, global_batch = schedule_and_lr(loaded, len(train_set), world, log)
         check_queue_size(loaded, next(iter(method.views.values())).queue.size, batches, global_batch)
         encoder = next(iter(method.views.values())).encoder
         log(f"data {store.path}: train {len(train_set)} ({cfg.data.split}/{cfg.data.train_subset}) x {spec.draws} "
@@ -188,11 +188,11 @@ def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str
             f"{sum(p.numel() for p in encoder.parameters()):,} parameters, queue "
             f"{next(iter(method.views.values())).queue.size}; {world} process(es), precision {cfg.trainer.precision}, "
             f"{cfg.epochs} epochs of {batches} steps")
-        module = _lit_module(loaded, method, schedule, store.num_classes, out)
+        module = lit_module(loaded, method, schedule, store.num_classes, out)
         data = _data_module(loaded, train_set, None)
         with use_threads(loaded.cfg.trainer.threads, int(trainer.num_devices), log):
             started = time.perf_counter()
-            _fit(trainer, module, data, out, resume_ckpt, child, log,
+            fit_run(trainer, module, data, out, resume_ckpt, child, log,
                  resume_hint=f"skelact pretrain --resume {out}")
         if trainer.is_global_zero:
             log(f"pre-training reached epoch {trainer.current_epoch} of {cfg.epochs} "
@@ -310,12 +310,12 @@ def evaluate_command(protocol: str, pretrain_run: str | PathLike | None, overrid
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}",
                           field="protocol")
-    child = _is_launched_child()
+    child = is_launched_child()
     resume_ckpt = None
     if resume is not None:
         if protocol == "knn":
             raise ConfigError("kNN trains nothing and has nothing to resume; run it again", field="--resume")
-        out, resume_ckpt = _resume_checkpoint(resume, run_dir)
+        out, resume_ckpt = resume_checkpoint(resume, run_dir)
         record = _read_protocol_record(out)
         if record["protocol"] != protocol:
             raise RunError(f"is a {record['protocol']} run, not {protocol}", out / PROTOCOL_FILE)
@@ -330,19 +330,19 @@ def evaluate_command(protocol: str, pretrain_run: str | PathLike | None, overrid
     else:
         if pretrain_run is None:
             raise ConfigError("no run given to take the encoder from", field="RUN")
-        source_dir = _checked_run_dir(pretrain_run).resolve()
+        source_dir = checked_run_dir(pretrain_run).resolve()
         src = load_config(source_dir / CONFIG_FILE)
         layer, opts = _protocol_recipe(src, protocol)
         opts = _with_options(opts, protocol, options)
         loaded = _derive_config(src, protocol, layer, opts, overrides)
-        out = _run_directory(str(loaded.cfg.experiment), run_dir, child).resolve()
+        out = run_directory(str(loaded.cfg.experiment), run_dir, child).resolve()
     record = {"protocol": protocol, "source_run": str(source_dir), "source_method": src.cfg.method.type,
               "views": _protocol_views(src, source_dir, opts), "options": asdict(opts)}
     # read the encoder's checkpoint before the run directory is written: an unreadable one leaves nothing behind
-    source_ckpt = None if opts.init == "random" else _checkpoint_path(source_dir, opts.checkpoint)
+    source_ckpt = None if opts.init == "random" else run_checkpoint_path(source_dir, opts.checkpoint)
     source_checkpoint = None if source_ckpt is None else _load_checkpoint(source_ckpt)
     with hold_run_dir(out, child):
-        log = _start(loaded, out, child, resume_ckpt, overrides,
+        log = start_run(loaded, out, child, resume_ckpt, overrides,
                      extra_files=None if resume is not None else {PROTOCOL_FILE: json.dumps(record, indent=2) + "\n"})
         return _run_protocol(protocol, loaded, src, source_dir, opts, out, resume_ckpt, child, log, callbacks,
                              (source_ckpt, source_checkpoint))
@@ -415,7 +415,7 @@ def _predict(loaded: LoadedConfig, method: Any, dataset: Any, num_classes: int) 
     from skelact.engine.optim import LRSchedule
     from skelact.engine.trainer import build_eval_trainer
 
-    module = _lit_module(loaded, method, LRSchedule(base_lr=loaded.cfg.optimizer.lr, epochs=1), num_classes, None)
+    module = lit_module(loaded, method, LRSchedule(base_lr=loaded.cfg.optimizer.lr, epochs=1), num_classes, None)
     outputs = build_eval_trainer(loaded.cfg).predict(module, datamodule=_data_module(loaded, None, dataset))
     values = torch.cat([o["logits"] for o in outputs]).cpu().numpy().astype(np.float32)
     index = torch.cat([o["index"] for o in outputs]).cpu().numpy()
@@ -535,20 +535,20 @@ def _run_protocol(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source
                 f"(cache_features=false encodes every batch instead)")
         # from the stored test embeddings when there are some: no second encoder pass over the test clips
         frozen_test = frozen_embeddings(fit_test_set)
-        schedule, batches, _ = _schedule_and_lr(loaded, len(train_set), world, log)
+        schedule, batches, _ = schedule_and_lr(loaded, len(train_set), world, log)
         trainable = sum(p.numel() for p in classifier.parameters() if p.requires_grad)
         log(f"{protocol}: views {', '.join(views)}, train {len(train_set)}, test {len(test_set)}; {trainable:,} "
             f"trainable parameters; {cfg.epochs} epochs of {batches} steps")
-        module = _lit_module(loaded, classifier, schedule, num_classes, out)
+        module = lit_module(loaded, classifier, schedule, num_classes, out)
         data = _data_module(loaded, train_set, fit_test_set)
         resume_hint = f"skelact evaluate {protocol} --resume {out}"
         with use_threads(loaded.cfg.trainer.threads, int(trainer.num_devices), log), warnings.catch_warnings():
             # the linear protocol's encoders stay in eval mode on purpose (frozen batch-norm statistics)
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training")
-            _fit(trainer, module, data, out, resume_ckpt, child, log, resume_hint)
+            fit_run(trainer, module, data, out, resume_ckpt, child, log, resume_hint)
         if not trainer.is_global_zero:
             return {}
-        ckpt = _checkpoint_path(out, cfg.evaluate.checkpoint)
+        ckpt = run_checkpoint_path(out, cfg.evaluate.checkpoint)
         checkpoint = _load_checkpoint(ckpt)
         module.load_state_dict(checkpoint["state_dict"])
         scores = _predict(loaded, classifier, fit_test_set, num_classes)
