@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "skelact"
 #: the modules that may look code up by name: foreign-format readers, pose estimators and the ONNX packages,
 #: optional heavy dependencies loaded only when used
-LAZY_LOADERS = {"skelact.data.sources", "skelact.pose.base", "skelact.pose.extract", "skelact.engine.export"}
+LAZY_LOADERS = {"skelact.data.sources", "skelact.pose.base", "skelact.pose.extract", "skelact.inference.onnx_export"}
 
 
 def documented_layers() -> list[str]:

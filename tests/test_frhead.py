@@ -395,7 +395,7 @@ def tiny(store, *extra: str) -> list[str]:
 @pytest.fixture(scope="module")
 def frhead_run(ucla_store, tmp_path_factory):
     pytest.importorskip("lightning", reason="the engine needs the train extra (lightning)")
-    from skelact.engine.commands import train_command
+    from skelact.commands.train import train_command
 
     # one thread: on a shared 2-core machine two threads per process wait on each other's OpenMP barriers
     with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
@@ -455,12 +455,13 @@ def test_best_checkpoint_exports_exactly_the_backbone(frhead_run, ucla_store):
 
 def test_feature_plot_of_the_run(frhead_run):
     pytest.importorskip("matplotlib")
-    from skelact.engine.feature_plot import ambiguous_classes, main, read_confused_pairs
+    from skelact.cli import main as cli_main
+    from skelact.inference.features import ambiguous_classes, read_confused_pairs
 
     pairs = read_confused_pairs(frhead_run)
     classes = ambiguous_classes(pairs, 2)
     assert 2 <= len(classes) <= 4 and classes[:2] == [pairs[0]["true"], pairs[0]["predicted"]]
-    assert main([str(frhead_run), "--method", "pca", "--pairs", "2"]) == 0
+    assert cli_main(["plot-features", str(frhead_run), "--method", "pca", "--pairs", "2"]) == 0
     png = frhead_run / "ambiguous_features.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads(png.with_suffix(".json").read_text())
@@ -479,7 +480,7 @@ def test_ambiguous_classes_keep_pair_order():
 
 
 def ambiguous_classes_of(pairs, n):
-    from skelact.engine.feature_plot import ambiguous_classes
+    from skelact.inference.features import ambiguous_classes
 
     return ambiguous_classes(pairs, n)
 

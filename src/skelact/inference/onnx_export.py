@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from skelact.config import LoadedConfig, load_config, to_container
-from skelact.engine import MissingDependencyError
+from skelact.errors import MissingDependencyError
 from skelact.engine.runs import CONFIG_FILE, checked_run_dir, run_checkpoint_path, write_run_text
 from skelact.errors import RunError
 from skelact.errors import ConfigError

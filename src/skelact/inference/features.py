@@ -17,7 +17,7 @@ Each panel also reports the leave-one-out 1-nearest-neighbour accuracy (cosine s
 space, not the 2-D map) among the plotted samples, a number to go with the picture. The figure is written as
 ``ambiguous_features.png`` in the run directory, with the numbers in ``ambiguous_features.json``.
 
-Command: ``python -m skelact.engine.feature_plot RUN [--baseline RUN] [--method tsne|pca] [--pairs 3]``.
+Command: ``skelact plot-features RUN [--baseline RUN] [--method tsne|pca] [--pairs 3]``.
 t-SNE needs scikit-learn (not a skelact dependency); ``--method pca`` works without it.
 
 Loading a run reuses the engine's builders (``skelact.engine.build``), imported inside the functions: this module
@@ -27,19 +27,15 @@ sits above the engine in that respect, the rest of :mod:`skelact.evaluation` doe
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from skelact.errors import ConfigError, DataError, SkelactError
+from skelact.errors import DataError
 from skelact.atomic import write_text_atomic
-
-if TYPE_CHECKING:
-    import argparse
 
 FIGURE_FILE = "ambiguous_features.png"
 SUMMARY_FILE = "ambiguous_features.json"
@@ -176,7 +172,7 @@ def plot_ambiguous_features(run_dir: str | PathLike, baseline: str | PathLike | 
     ``classes``: class indices to show (default: those of the ``num_pairs`` most confused pairs of ``baseline``,
     else of the run). ``method``: ``tsne`` (scikit-learn) or ``pca``. ``seed`` seeds t-SNE.
     """
-    from skelact.evaluation.plots import _figure_class, embed_2d, save_figure_png
+    from skelact.evaluation.plots import embed_2d, figure_class, save_figure_png
 
     run = Path(run_dir)
     for directory in (run, baseline):
@@ -201,7 +197,7 @@ def plot_ambiguous_features(run_dir: str | PathLike, baseline: str | PathLike | 
         if "frhead" in features.panels:
             panels.append(("FR-Head contrastive space (last stage)", features.panels["frhead"], features.labels, run))
 
-    Figure = _figure_class()
+    Figure = figure_class()
     from matplotlib import colormaps
 
     palette = colormaps["tab10" if len(classes) <= 10 else "tab20"]
@@ -229,46 +225,3 @@ def plot_ambiguous_features(run_dir: str | PathLike, baseline: str | PathLike | 
     save_figure_png(fig, target)
     write_text_atomic(target.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
     return target
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of ``skelact plot-features`` (and of ``python -m skelact.engine.feature_plot``)."""
-    parser.add_argument("run", help="a run directory (an FR-Head run, or any run)")
-    parser.add_argument("--baseline", help="the baseline run to compare with (the paper's figure)")
-    parser.add_argument("--out", help=f"PNG to write (default RUN/{FIGURE_FILE})")
-    parser.add_argument("--method", choices=("tsne", "pca"), default="tsne")
-    parser.add_argument("--pairs", type=int, default=3, help="most confused pairs whose classes are shown")
-    parser.add_argument("--classes", help="comma-separated class indices instead of the confused pairs")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def command(args: argparse.Namespace) -> int:
-    """Run the plot from parsed arguments; SkelactErrors propagate to the caller's one-line handler."""
-    try:
-        classes = None if args.classes is None else [int(c) for c in args.classes.split(",") if c.strip()]
-    except ValueError as e:
-        raise ConfigError(f"expected comma-separated class indices ({e})", field="--classes") from None
-    path = plot_ambiguous_features(args.run, args.baseline, args.out, num_pairs=args.pairs, classes=classes,
-                                   method=args.method, checkpoint=args.checkpoint, seed=args.seed)
-    print(f"wrote {path} and {path.with_suffix('.json')}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m skelact.engine.feature_plot RUN [--baseline RUN] [--out PNG] [--method tsne|pca]
-    [--pairs N] [--classes 1,4,7] [--checkpoint best|last] [--seed 0]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m skelact.engine.feature_plot",
-                                     description="2-D map of the test features of a run's most confused classes")
-    add_arguments(parser)
-    try:
-        return command(parser.parse_args(argv))
-    except SkelactError as e:
-        print(f"skelact: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
