@@ -472,6 +472,23 @@ def test_feature_plot_of_the_run(frhead_run):
     assert [p["dimensions"] for p in summary["panels"]] == [8, 64]  # block-5 width; 2 x 32 contrastive
 
 
+def test_feature_plot_waits_for_no_one_while_the_run_is_held(frhead_run, capsys):
+    """plot-features writes into the run, so it takes the run's lock like train and test: while another process
+    (here: this one, through a second lock) holds it, the command is one line and exit 2, and writes nothing."""
+    import os
+
+    from skelact.cli import main as cli_main
+    from skelact.locking import lock_dir
+
+    out = frhead_run / "held.png"
+    capsys.readouterr()
+    with lock_dir(frhead_run, "run directory"):
+        assert cli_main(["plot-features", str(frhead_run), "--method", "pca", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{frhead_run}: run directory: in use by process {os.getpid()} " in err[0], err
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
 def test_ambiguous_classes_keep_pair_order():
     pairs = [{"true": 3, "predicted": 1}, {"true": 1, "predicted": 3}, {"true": 7, "predicted": 1},
              {"true": 0, "predicted": 2}]

@@ -17,7 +17,8 @@ Each panel also reports the leave-one-out 1-nearest-neighbour accuracy (cosine s
 space, not the 2-D map) among the plotted samples, a number to go with the picture. The figure is written as
 ``ambiguous_features.png`` in the run directory, with the numbers in ``ambiguous_features.json``.
 
-Command: ``skelact plot-features RUN [--baseline RUN] [--method tsne|pca] [--pairs 3]``.
+Command: ``skelact plot-features RUN [--baseline RUN] [--method tsne|pca] [--pairs 3]``; it writes into the run
+directory holding the run's lock, as every command that writes a run does.
 t-SNE needs scikit-learn (not a skelact dependency); ``--method pca`` works without it.
 
 Loading a run reuses the engine's builders (``skelact.engine.build``), imported inside the functions: this module
@@ -172,6 +173,7 @@ def plot_ambiguous_features(run_dir: str | PathLike, baseline: str | PathLike | 
     ``classes``: class indices to show (default: those of the ``num_pairs`` most confused pairs of ``baseline``,
     else of the run). ``method``: ``tsne`` (scikit-learn) or ``pca``. ``seed`` seeds t-SNE.
     """
+    from skelact.engine.runs import hold_run_dir
     from skelact.evaluation.plots import embed_2d, figure_class, save_figure_png
 
     run = Path(run_dir)
@@ -180,48 +182,51 @@ def plot_ambiguous_features(run_dir: str | PathLike, baseline: str | PathLike | 
             from skelact.errors import RunError
 
             raise RunError("not a skelact run directory (no config.yaml)", directory)
-    if classes is None:
-        classes = ambiguous_classes(read_confused_pairs(baseline if baseline is not None else run), num_pairs)
-        if len(classes) < 2:
-            raise DataError("the run confuses no classes; name the classes to plot", run / CONFUSED_PAIRS_FILE,
-                            "classes")
-    classes = [int(c) for c in classes]
-    features = run_features(run, classes, checkpoint=checkpoint)
-    panels: list[tuple[str, np.ndarray, np.ndarray, Path]] = []
-    if baseline is not None:
-        base = run_features(baseline, classes, checkpoint=checkpoint)
-        panels.append((f"baseline ({Path(baseline).name})", base.panels["embedding"], base.labels, base.run_dir))
-        panels.append((f"with refinement ({run.name})", features.panels["embedding"], features.labels, run))
-    else:
-        panels.append(("backbone embedding", features.panels["embedding"], features.labels, run))
-        if "frhead" in features.panels:
-            panels.append(("FR-Head contrastive space (last stage)", features.panels["frhead"], features.labels, run))
+    # the figure is written into the run: hold its lock, as every command writing a run does, so a train or
+    # test of the same run waits its turn instead of racing this one
+    with hold_run_dir(run.resolve(), False):
+        if classes is None:
+            classes = ambiguous_classes(read_confused_pairs(baseline if baseline is not None else run), num_pairs)
+            if len(classes) < 2:
+                raise DataError("the run confuses no classes; name the classes to plot", run / CONFUSED_PAIRS_FILE,
+                                "classes")
+        classes = [int(c) for c in classes]
+        features = run_features(run, classes, checkpoint=checkpoint)
+        panels: list[tuple[str, np.ndarray, np.ndarray, Path]] = []
+        if baseline is not None:
+            base = run_features(baseline, classes, checkpoint=checkpoint)
+            panels.append((f"baseline ({Path(baseline).name})", base.panels["embedding"], base.labels, base.run_dir))
+            panels.append((f"with refinement ({run.name})", features.panels["embedding"], features.labels, run))
+        else:
+            panels.append(("backbone embedding", features.panels["embedding"], features.labels, run))
+            if "frhead" in features.panels:
+                panels.append(("FR-Head contrastive space (last stage)", features.panels["frhead"], features.labels, run))
 
-    Figure = figure_class()
-    from matplotlib import colormaps
+        Figure = figure_class()
+        from matplotlib import colormaps
 
-    palette = colormaps["tab10" if len(classes) <= 10 else "tab20"]
-    names = features.class_names
-    fig = Figure(figsize=(6.0 * len(panels), 5.6), dpi=120, layout="constrained")
-    summary = {"method": method, "checkpoint": checkpoint, "classes": classes,
-               "class_names": [names[c] for c in classes], "panels": []}
-    for k, (title, x, labels, source) in enumerate(panels):
-        points = embed_2d(x, method=method, rng=np.random.default_rng(seed))
-        accuracy = nearest_neighbour_accuracy(x, labels)
-        ax = fig.add_subplot(1, len(panels), k + 1)
-        for j, c in enumerate(classes):
-            chosen = labels == c
-            ax.scatter(points[chosen, 0], points[chosen, 1], s=12, color=palette(j % palette.N), alpha=0.85,
-                       linewidths=0, label=names[c])
-        ax.set_title(f"{title}\n1-NN accuracy {accuracy:.1f} % ({x.shape[0]} samples, {x.shape[1]}-D)", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if k == 0:
-            ax.legend(fontsize=7, markerscale=1.5, frameon=False, loc="best")
-        summary["panels"].append({"title": title, "run": str(source), "num_samples": int(x.shape[0]),
-                                  "dimensions": int(x.shape[1]), "nn1_accuracy": accuracy})
-    fig.suptitle(f"{method.upper()} of the test features of the most confused classes")
-    target = Path(out) if out is not None else run / FIGURE_FILE
-    save_figure_png(fig, target)
-    write_text_atomic(target.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
-    return target
+        palette = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+        names = features.class_names
+        fig = Figure(figsize=(6.0 * len(panels), 5.6), dpi=120, layout="constrained")
+        summary = {"method": method, "checkpoint": checkpoint, "classes": classes,
+                   "class_names": [names[c] for c in classes], "panels": []}
+        for k, (title, x, labels, source) in enumerate(panels):
+            points = embed_2d(x, method=method, rng=np.random.default_rng(seed))
+            accuracy = nearest_neighbour_accuracy(x, labels)
+            ax = fig.add_subplot(1, len(panels), k + 1)
+            for j, c in enumerate(classes):
+                chosen = labels == c
+                ax.scatter(points[chosen, 0], points[chosen, 1], s=12, color=palette(j % palette.N), alpha=0.85,
+                           linewidths=0, label=names[c])
+            ax.set_title(f"{title}\n1-NN accuracy {accuracy:.1f} % ({x.shape[0]} samples, {x.shape[1]}-D)", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.legend(fontsize=7, markerscale=1.5, frameon=False, loc="best")
+            summary["panels"].append({"title": title, "run": str(source), "num_samples": int(x.shape[0]),
+                                      "dimensions": int(x.shape[1]), "nn1_accuracy": accuracy})
+        fig.suptitle(f"{method.upper()} of the test features of the most confused classes")
+        target = Path(out) if out is not None else run / FIGURE_FILE
+        save_figure_png(fig, target)
+        write_text_atomic(target.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
+        return target
