@@ -1,6 +1,6 @@
 """End-to-end speed of ``skelact predict`` on 1080p video: decode, pose, classify (and, separately, render).
 
-For every 1920x1080 clip in ``shared/data/videos`` this times :func:`skelact.engine.predict.predict` as the CLI
+For every 1920x1080 clip in ``shared/data/videos`` this times :func:`skelact.inference.predictor.predict` as the CLI
 runs it (the MediaPipe estimator created for each video, the whole-clip top-k plus the sliding-window timeline),
 with the trained run loaded once beforehand (loading is reported on its own). The classifier's share is timed
 again on the already extracted sequence, and ``--render`` is timed as an extra step, since drawing and H.264
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="last", choices=("best", "last"))
     args = parser.parse_args()
 
-    from skelact.engine.predict import Predictor, predict, render_prediction
+    from skelact.inference.predictor import Predictor, predict, render_prediction
 
     videos = data_root() / "videos"
     clips = [videos / name for name in CLIPS if (videos / name).exists()]

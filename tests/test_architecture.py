@@ -1,6 +1,8 @@
 """The import structure the code has is the one docs/architecture.md states: every ``import`` of every module
 (those inside functions too) goes to its own layer or one to its left in the documented table, no two modules
-import each other through any chain, and models and methods are imported, not loaded by dotted strings."""
+import each other through any chain, and models and methods are imported, not loaded by dotted strings. Also:
+argparse only in the CLI and the commands, no module imports another's private names, and the command modules
+hold no function over 80 lines."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "skelact"
 #: the modules that may look code up by name: foreign-format readers, pose estimators and the ONNX packages,
 #: optional heavy dependencies loaded only when used
-LAZY_LOADERS = {"skelact.data.sources", "skelact.pose.base", "skelact.pose.extract", "skelact.engine.export"}
+LAZY_LOADERS = {"skelact.data.sources", "skelact.pose.base", "skelact.pose.extract", "skelact.inference.onnx_export"}
+#: the longest function the command modules may hold (issue 20: split long commands into named steps)
+MAX_COMMAND_FUNCTION_LINES = 80
 
 
 def documented_layers() -> list[str]:
@@ -157,3 +161,51 @@ def test_lower_layers_do_not_read_the_config(layer):
     hits = [f"{m}:{line}" for m, t in trees.items() if layer_of(m) == layer
             for name, line in imports(t) if name.startswith("skelact.config")]
     assert not hits, hits
+
+
+def test_argparse_only_in_the_cli_and_the_commands():
+    hits = [f"{m}:{line}" for m, t in modules().items() if layer_of(m) not in ("cli", "commands")
+            for node in ast.walk(t) for line in [getattr(node, "lineno", 0)]
+            if (isinstance(node, ast.Import) and any(a.name.split(".")[0] == "argparse" for a in node.names))
+            or (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "argparse")]
+    assert not hits, hits
+
+
+def test_no_module_imports_private_names_of_another():
+    """Names used across files are public: ``from skelact.x import _name`` (of a function, class or constant)
+    says the name is meant for its own module only."""
+    hits = []
+    for module, tree in modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("skelact"):
+                hits += [f"{module}:{node.lineno} imports {node.module}.{a.name}" for a in node.names
+                         if a.name.startswith("_") and not a.name.startswith("__")]
+            elif isinstance(node, ast.Import):
+                hits += [f"{module}:{node.lineno} imports {a.name}" for a in node.names
+                         if a.name.startswith("skelact") and any(p.startswith("_") and not p.startswith("__")
+                                                                 for p in a.name.split("."))]
+    assert not hits, hits
+
+
+def test_no_long_functions_in_the_commands():
+    long = []
+    for module, tree in modules().items():
+        if layer_of(module) != "commands":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_COMMAND_FUNCTION_LINES:
+                    long.append(f"{module}.{node.name}: {lines} lines")
+    assert not long, long
+
+
+def test_cli_lists_every_command_module():
+    """cli.py is only the table: every command module of skelact.commands is in it, with arguments and run."""
+    from skelact import cli
+
+    listed = {c.__name__.rsplit(".", 1)[1] for c in cli.COMMANDS}
+    helpers = {"__init__", "arguments", "report_lines", "protocol_config"}
+    files = {p.stem for p in (PACKAGE / "commands").glob("*.py")} - helpers
+    assert listed == files
+    assert all(callable(c.add_arguments) and callable(c.run) for c in cli.COMMANDS)

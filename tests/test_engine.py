@@ -20,8 +20,9 @@ import lightning as L  # noqa: E402
 from skelact.data.dataset import (EpochSampler, SkeletonDataset, collate_skeletons, evenly_spaced,  # noqa: E402
                                   fit_persons)
 from skelact.engine import MissingDependencyError, require_lightning  # noqa: E402
-from skelact.engine.commands import test_command as retest, train_command  # noqa: E402
-from skelact.engine.errors import RunError, TrainingDiverged  # noqa: E402
+from skelact.commands.test import test_command as retest  # noqa: E402
+from skelact.commands.train import train_command  # noqa: E402
+from skelact.errors import RunError, TrainingDiverged  # noqa: E402
 from skelact.engine.optim import LRSchedule, lr_scaling_message, scaled_lr  # noqa: E402
 from skelact.engine.trainer import AtomicCheckpointIO  # noqa: E402
 from skelact.errors import ConfigError, DataError, LayoutError  # noqa: E402

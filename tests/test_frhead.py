@@ -395,7 +395,7 @@ def tiny(store, *extra: str) -> list[str]:
 @pytest.fixture(scope="module")
 def frhead_run(ucla_store, tmp_path_factory):
     pytest.importorskip("lightning", reason="the engine needs the train extra (lightning)")
-    from skelact.engine.commands import train_command
+    from skelact.commands.train import train_command
 
     # one thread: on a shared 2-core machine two threads per process wait on each other's OpenMP barriers
     with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
@@ -455,12 +455,13 @@ def test_best_checkpoint_exports_exactly_the_backbone(frhead_run, ucla_store):
 
 def test_feature_plot_of_the_run(frhead_run):
     pytest.importorskip("matplotlib")
-    from skelact.engine.feature_plot import ambiguous_classes, main, read_confused_pairs
+    from skelact.cli import main as cli_main
+    from skelact.inference.features import ambiguous_classes, read_confused_pairs
 
     pairs = read_confused_pairs(frhead_run)
     classes = ambiguous_classes(pairs, 2)
     assert 2 <= len(classes) <= 4 and classes[:2] == [pairs[0]["true"], pairs[0]["predicted"]]
-    assert main([str(frhead_run), "--method", "pca", "--pairs", "2"]) == 0
+    assert cli_main(["plot-features", str(frhead_run), "--method", "pca", "--pairs", "2"]) == 0
     png = frhead_run / "ambiguous_features.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads(png.with_suffix(".json").read_text())
@@ -471,6 +472,23 @@ def test_feature_plot_of_the_run(frhead_run):
     assert [p["dimensions"] for p in summary["panels"]] == [8, 64]  # block-5 width; 2 x 32 contrastive
 
 
+def test_feature_plot_waits_for_no_one_while_the_run_is_held(frhead_run, capsys):
+    """plot-features writes into the run, so it takes the run's lock like train and test: while another process
+    (here: this one, through a second lock) holds it, the command is one line and exit 2, and writes nothing."""
+    import os
+
+    from skelact.cli import main as cli_main
+    from skelact.locking import lock_dir
+
+    out = frhead_run / "held.png"
+    capsys.readouterr()
+    with lock_dir(frhead_run, "run directory"):
+        assert cli_main(["plot-features", str(frhead_run), "--method", "pca", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{frhead_run}: run directory: in use by process {os.getpid()} " in err[0], err
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
 def test_ambiguous_classes_keep_pair_order():
     pairs = [{"true": 3, "predicted": 1}, {"true": 1, "predicted": 3}, {"true": 7, "predicted": 1},
              {"true": 0, "predicted": 2}]
@@ -479,7 +497,7 @@ def test_ambiguous_classes_keep_pair_order():
 
 
 def ambiguous_classes_of(pairs, n):
-    from skelact.engine.feature_plot import ambiguous_classes
+    from skelact.inference.features import ambiguous_classes
 
     return ambiguous_classes(pairs, n)
 

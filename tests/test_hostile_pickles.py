@@ -415,7 +415,7 @@ from skelact.cli import main
 from skelact.data.safe_pickle import load_pickle
 from skelact.errors import SkelactError
 if sys.argv[1] == "predict":
-    import torch, skelact.engine.predict  # noqa: F401 - mapped before the cap, as a real run has them
+    import torch, skelact.inference.predictor  # noqa: F401 - mapped before the cap, as a real run has them
 mapped = int(re.search(r"VmSize:\s+(\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (mapped + (1 << 30), mapped + (1 << 30)))
 if sys.argv[1] == "--load":

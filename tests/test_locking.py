@@ -82,17 +82,18 @@ def test_disk_full_error_names_path_and_sizes(tmp_path):
 def test_cli_broken_pipe_is_quiet_and_a_full_disk_is_one_line(monkeypatch, capsys):
     """BrokenPipeError is an OSError: the CLI's last-resort full-disk handler must not catch it first."""
     import skelact.cli as cli
+    from skelact.commands import layouts
 
     def raises(error):
         def command(args):
             raise error
         return command
 
-    monkeypatch.setattr(cli, "_cmd_layouts", raises(BrokenPipeError(32, "Broken pipe")))
+    monkeypatch.setattr(layouts, "run", raises(BrokenPipeError(32, "Broken pipe")))
     monkeypatch.setattr(os, "dup2", lambda *a: None)  # keep pytest's own stdout
     monkeypatch.setattr(cli.sys, "stdout", type("Out", (), {"fileno": lambda self: 1})())
     assert cli.main(["layouts"]) == 0
-    monkeypatch.setattr(cli, "_cmd_layouts", raises(OSError(28, "No space left on device", "/tmp/x.ckpt")))
+    monkeypatch.setattr(layouts, "run", raises(OSError(28, "No space left on device", "/tmp/x.ckpt")))
     assert cli.main(["layouts"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "/tmp/x.ckpt" in err[0] and "no space left" in err[0]

@@ -115,7 +115,7 @@ def toy_model():
 @pytest.fixture(scope="module")
 def two_stream_runs(toy_model, shared_data, tmp_path_factory):
     """Two one-epoch runs of the two-input model (seeds 1 and 2) on the real NW-UCLA store."""
-    from skelact.engine.commands import train_command
+    from skelact.commands.train import train_command
 
     root = tmp_path_factory.mktemp("two_stream")
     config = root / "two_stream.yaml"
@@ -161,7 +161,7 @@ def test_a_two_input_model_trains_from_a_config(two_stream_runs):
 
 def test_the_two_input_model_exports_to_onnx(two_stream_runs, tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from skelact.engine.export import export_onnx
+    from skelact.inference.onnx_export import export_onnx
 
     runs = two_stream_runs[1]
     result = export_onnx(runs[0], tmp_path / "toy.onnx", "last", log=lambda _: None)
@@ -182,7 +182,7 @@ def test_the_two_input_model_exports_to_onnx(two_stream_runs, tmp_path):
 def test_predict_feeds_both_inputs(two_stream_runs, shared_data, monkeypatch):
     """``skelact predict``'s Predictor gives a test sample the probabilities the run's test wrote for it."""
     from skelact.engine.build import subset_indices
-    from skelact.engine.predict import Predictor
+    from skelact.inference.predictor import Predictor
 
     _, runs, loaded, store = two_stream_runs
     monkeypatch.setenv("SKELACT_DATA", str(shared_data))

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("lightning", reason="training needs the train extra (lightning)")
 
 from skelact.cli import main  # noqa: E402
-from skelact.engine.predict import pipeline_window, window_starts  # noqa: E402
+from skelact.inference.predictor import pipeline_window, window_starts  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*smaller than the logging interval",
                                         "ignore:.*LeafSpec.*is deprecated", "ignore:Checkpoint directory .* exists",

@@ -283,7 +283,7 @@ def test_settings_and_protocol_recipes_are_checked(ucla_store):
     with pytest.raises(ConfigError, match="skelact pretrain"):  # `skelact train` refuses a pre-training config
         build_method(load_config(config), None)
     # protocol recipes are checked before pre-training starts, naming the recipe key
-    from skelact.engine.ssl_commands import check_protocol_recipes
+    from skelact.commands.protocol_config import check_protocol_recipes
 
     check_protocol_recipes(load_config(config))
     for override, field in (("protocols.knn.kk=3", "protocols.knn.kk"), ("protocols.knn.k=0", "protocols.knn.k"),
@@ -518,7 +518,7 @@ def test_crossclr_resumes_exactly_across_the_phase_switch(ucla_store, tmp_path):
 
 def test_protocols_take_a_supervised_or_a_random_encoder(pretrained, ucla_store, tmp_path):
     """Any encoder: the backbone of a `skelact train` run, and the pre-training architecture at random init."""
-    from skelact.engine.commands import train_command
+    from skelact.commands.train import train_command
     from skelact.cli import main
 
     supervised = train_command(REPO / "configs" / "nw_ucla" / "stgcn_joint.yaml",

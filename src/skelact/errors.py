@@ -48,6 +48,27 @@ class DiskFullError(SkelactError):
     """Writing failed because the file system is full (``ENOSPC``) or the user is over quota (``EDQUOT``)."""
 
 
+class UnsafePickleError(DataError):
+    """A data pickle names a global outside ``skelact.data.safe_pickle.ADMITTED_GLOBALS``; nothing it names was
+    called."""
+
+
+class RunError(SkelactError):
+    """A run directory is missing, incomplete (no config, no checkpoint) or cannot be resumed."""
+
+
+class TrainingDiverged(SkelactError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+class MissingDependencyError(SkelactError):
+    """An optional dependency needed for this command is not installed."""
+
+
+class LockedError(SkelactError):
+    """Another live process holds the lock on the place this process wants to write (``skelact.locking``)."""
+
+
 def is_disk_full(error: BaseException) -> bool:
     """True for the ``OSError`` a write raises on a full disk or an exhausted quota."""
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)

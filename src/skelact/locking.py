@@ -31,14 +31,10 @@ try:  # POSIX only; on other systems the lock is a no-op (documented in docs/arc
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-from skelact.errors import SkelactError
+from skelact.errors import LockedError
 
 #: the lock file's name inside a run directory
 LOCK_FILE = ".skelact.lock"
-
-
-class LockedError(SkelactError):
-    """Another live process holds the lock on the place this process wants to write."""
 
 
 def _holder_text(path: Path) -> str:

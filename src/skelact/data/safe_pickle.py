@@ -66,7 +66,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 from numpy.lib import format as npy_format
 
-from skelact.errors import DataError
+from skelact.errors import DataError, UnsafePickleError
 
 # The installed numpy's own reconstructors, taken from what it pickles with rather than imported by module path:
 # numpy 2 moved them from numpy.core to numpy._core (and warns on the old import), numpy 1.26 has both.
@@ -106,10 +106,6 @@ def _admitted() -> dict[tuple[str, str], Any]:
 ADMITTED_GLOBALS: dict[tuple[str, str], Any] = _admitted()
 
 WHAT_IS_ADMITTED = "numpy arrays, dtypes and scalars, dicts, lists, tuples, strings, bytes and numbers"
-
-
-class UnsafePickleError(DataError):
-    """A data pickle names a global outside :data:`ADMITTED_GLOBALS`; nothing it names was called."""
 
 
 #: memory an unpickled file may take beyond the bytes it holds: 8 bytes (one object pointer) per byte of pickle ...

@@ -1,20 +1,16 @@
 """The training engine: Lightning runs the loop, checkpoints, logging, mixed precision and distributed training.
 
-Entry points (what ``skelact train`` / ``skelact test`` call): ``train_command`` and ``test_command`` in
-:mod:`skelact.engine.commands`, imported from there (a lazy re-export here was the package's one import circle).
+The commands that use it (``train``, ``test``, ``pretrain``, ``evaluate``) live in :mod:`skelact.commands`; this
+package holds the training machinery alone.
 Lightning is an optional dependency (the ``train`` extra); importing this package does not need it, using the
 engine does (:func:`require_lightning` says how to get it).
 """
 
 from __future__ import annotations
 
-from skelact.errors import SkelactError
+from skelact.errors import MissingDependencyError
 
 INSTALL_HINT = "pip install 'skelact[train]'"
-
-
-class MissingDependencyError(SkelactError):
-    """An optional dependency needed for this command is not installed."""
 
 
 def require_lightning() -> None:

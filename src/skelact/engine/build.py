@@ -128,7 +128,7 @@ def method_spec(loaded: LoadedConfig, kind: str | None = None) -> MethodSpec:
         raise loaded.error(e.message, "method.type") from None
     if kind == SUPERVISED and spec.kind != SUPERVISED:
         raise loaded.error(f"{spec.name} is a self-supervised pre-training method: run it with `skelact pretrain` "
-                           "(skelact.engine.ssl_commands), not `skelact train`", "method.type")
+                           "(skelact.commands.pretrain), not `skelact train`", "method.type")
     if kind == SELF_SUPERVISED and spec.kind != SELF_SUPERVISED:
         raise loaded.error(f"{spec.name!r} is not a pre-training method (expected one of "
                            f"{', '.join(method_names(SELF_SUPERVISED))}); train it with `skelact train`", "method.type")

@@ -67,15 +67,15 @@ def load_by_prefix(target: nn.Module, source: Mapping[str, torch.Tensor], source
 def init_from_run(loaded: Any, method: nn.Module, log: Any = print) -> int:
     """Apply the run's ``init`` section to ``method`` (nothing when ``init.from_run`` is unset); returns the number
     of tensors copied."""
-    from skelact.engine.errors import RunError
-    from skelact.engine.runs import _checked_run_dir, _checkpoint_path
+    from skelact.errors import RunError
+    from skelact.engine.runs import checked_run_dir, run_checkpoint_path
 
     init = loaded.cfg.init
     if init.from_run is None:
         return 0
     try:
-        run = _checked_run_dir(init.from_run).resolve()
-        path = _checkpoint_path(run, init.checkpoint)
+        run = checked_run_dir(init.from_run).resolve()
+        path = run_checkpoint_path(run, init.checkpoint)
     except RunError as e:
         raise loaded.error(f"{e.message} ({e.path})", "init.from_run") from None
     try:

@@ -4,7 +4,7 @@ What it adds to Lightning's loop:
 
 * the learning rate of :class:`~skelact.engine.optim.LRSchedule` is set before every training step from the epoch
   (and the step within it when ``interval='step'``), so a resumed run uses exactly the rates of an uninterrupted one;
-* a NaN or infinite loss stops training with :class:`~skelact.engine.errors.TrainingDiverged`, naming the epoch and
+* a NaN or infinite loss stops training with :class:`~skelact.errors.TrainingDiverged`, naming the epoch and
   step, before the optimiser touches the weights; the checkpoints written so far are kept (in multi-process runs
   every process learns of it, so none is left waiting in a collective);
 * test-subset metrics each validation epoch: ``val/top1``, ``val/top5``, ``val/mean_class_acc`` (percent) and
@@ -23,7 +23,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from skelact.engine.errors import TrainingDiverged
+from skelact.errors import TrainingDiverged
 from skelact.data.batch import model_inputs
 from skelact.engine.optim import LRSchedule, OptimizerSettings, build_optimizer, set_lr
 

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 
 from skelact.atomic import remove_leftover_temporaries, write_text_atomic
 from skelact.config import LoadedConfig, to_yaml
-from skelact.engine.errors import RunError
+from skelact.errors import RunError
 from skelact.errors import ConfigError, disk_full_error, is_disk_full
 from skelact.locking import LOCK_FILE, lock_dir
 
@@ -45,7 +45,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.resumable = bool(resumable)
 
 
-def _is_launched_child() -> bool:
+def is_launched_child() -> bool:
     """True in a process Lightning's subprocess launcher started (local rank > 0)."""
     try:
         return int(os.environ.get("LOCAL_RANK", "0")) > 0
@@ -53,7 +53,7 @@ def _is_launched_child() -> bool:
         return False
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+def write_run_text(path: Path, text: str) -> None:
     write_text_atomic(path, text, fsync=True)
 
 
@@ -85,7 +85,7 @@ def new_run_dir(experiment: str, parent: str | PathLike = "runs") -> Path:
     return candidate
 
 
-def _checked_run_dir(run_dir: str | PathLike) -> Path:
+def checked_run_dir(run_dir: str | PathLike) -> Path:
     path = Path(run_dir)
     if not path.is_dir():
         raise RunError("run directory not found", path)
@@ -94,7 +94,7 @@ def _checked_run_dir(run_dir: str | PathLike) -> Path:
     return path
 
 
-def _checkpoint_path(run_dir: Path, which: str) -> Path:
+def run_checkpoint_path(run_dir: Path, which: str) -> Path:
     from skelact.engine.trainer import CHECKPOINT_DIR
 
     if which not in CHECKPOINT_NAMES:
@@ -109,7 +109,7 @@ def _checkpoint_path(run_dir: Path, which: str) -> Path:
     return path
 
 
-def _epochs_done(checkpoint_path: Path) -> int:
+def checkpoint_epochs_done(checkpoint_path: Path) -> int:
     """Epochs a checkpoint written at the end of an epoch has completed."""
     import torch
 
@@ -120,7 +120,7 @@ def _epochs_done(checkpoint_path: Path) -> int:
         raise RunError(f"unreadable checkpoint ({type(e).__name__})", checkpoint_path) from None
 
 
-def _run_directory(experiment: str, run_dir: str | PathLike | None, child: bool) -> Path:
+def run_directory(experiment: str, run_dir: str | PathLike | None, child: bool) -> Path:
     from skelact.engine.trainer import CHECKPOINT_DIR
 
     if child and os.environ.get(RUN_DIR_ENV):
@@ -172,37 +172,37 @@ def evaluation_output_size(scores: Any, labels: Any, names: Sequence[str]) -> in
     return int(np.asarray(scores).nbytes + np.asarray(labels).nbytes + sum(len(n) + 4 for n in names) + 1_000_000)
 
 
-def _start(loaded: LoadedConfig, out: Path, child: bool, resume_ckpt: Path | None, overrides: Sequence[str],
+def start_run(loaded: LoadedConfig, out: Path, child: bool, resume_ckpt: Path | None, overrides: Sequence[str],
            extra_files: dict[str, str] | None = None) -> RunLog:
     """Write the run's config (first process only) and log how the run starts."""
     from skelact.engine.trainer import trim_csv_log
 
     if not child:
         out.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(out / CONFIG_FILE, to_yaml(loaded.cfg))
+        write_run_text(out / CONFIG_FILE, to_yaml(loaded.cfg))
         for name, text in (extra_files or {}).items():
-            _write_text_atomic(out / name, text)
+            write_run_text(out / name, text)
     log = RunLog(out, enabled=not child)
     if resume_ckpt is not None:
         extra = f" with overrides {' '.join(overrides)}" if overrides else ""
         log(f"resuming {out} from {resume_ckpt}{extra}")
         if not child:
-            trim_csv_log(out, _epochs_done(resume_ckpt))
+            trim_csv_log(out, checkpoint_epochs_done(resume_ckpt))
     else:
         log(f"run {out}")
     return log
 
 
-def _resume_checkpoint(resume: str | PathLike, run_dir: str | PathLike | None) -> tuple[Path, Path]:
-    resumed = _checked_run_dir(resume).resolve()
-    ckpt = _checkpoint_path(resumed, "last")
+def resume_checkpoint(resume: str | PathLike, run_dir: str | PathLike | None) -> tuple[Path, Path]:
+    resumed = checked_run_dir(resume).resolve()
+    ckpt = run_checkpoint_path(resumed, "last")
     if run_dir is not None and Path(run_dir).resolve() != resumed:
         raise ConfigError("a resumed run continues in its own directory; leave out the run directory",
                           str(run_dir), "run_dir")
     return resumed, ckpt
 
 
-def _schedule_and_lr(loaded: LoadedConfig, train_size: int, world: int, log: RunLog):
+def schedule_and_lr(loaded: LoadedConfig, train_size: int, world: int, log: RunLog):
     """``(LRSchedule, batches per epoch, global batch)`` with the learning rate scaled to the global batch."""
     from skelact.engine.optim import LRSchedule, lr_scaling_message, scaled_lr
 
@@ -222,7 +222,7 @@ def _schedule_and_lr(loaded: LoadedConfig, train_size: int, world: int, log: Run
     return schedule, batches, global_batch
 
 
-def _lit_module(loaded: LoadedConfig, method: Any, schedule: Any, num_classes: int, out: Path | None):
+def lit_module(loaded: LoadedConfig, method: Any, schedule: Any, num_classes: int, out: Path | None):
     from skelact.engine.module import SkeletonLitModule
     from skelact.engine.optim import OptimizerSettings
     from skelact.engine.trainer import CHECKPOINT_DIR
@@ -256,7 +256,7 @@ def _run_environment(out: Path, child: bool) -> Iterator[None]:
                 os.environ[RUN_DIR_ENV] = previous
 
 
-def _fit(trainer: Any, module: Any, data: Any, out: Path, resume_ckpt: Path | None, child: bool, log: RunLog,
+def fit_run(trainer: Any, module: Any, data: Any, out: Path, resume_ckpt: Path | None, child: bool, log: RunLog,
          resume_hint: str) -> None:
     from skelact.engine.trainer import CHECKPOINT_DIR
 

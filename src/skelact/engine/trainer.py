@@ -1,6 +1,6 @@
 """The Lightning ``Trainer`` of a run: checkpoints, logs, progress, precision, devices and strategy from the config.
 
-Run directory layout (written here and by :mod:`skelact.engine.commands`)::
+Run directory layout (written here and by :mod:`skelact.commands.train`)::
 
     config.yaml               the resolved config
     train.log                 the run's own log lines (store, learning-rate scaling, devices, final metrics)

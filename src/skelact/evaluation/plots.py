@@ -33,7 +33,7 @@ MAX_TICK_LABEL = 34
 ANNOTATE_MAX_CLASSES = 30
 
 
-def _figure_class():
+def figure_class():
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -51,7 +51,7 @@ def _tick_label(index: int, name: str, with_index: bool) -> str:
 
 def confusion_figure(confusion: Any, class_names: Sequence[str] | None = None, title: str | None = None):
     """A matplotlib Figure of the confusion matrix (rows = true class, columns = predicted)."""
-    Figure = _figure_class()
+    Figure = figure_class()
     confusion = np.asarray(confusion, dtype=np.int64)
     if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1] or confusion.shape[0] == 0:
         raise DataError(f"expected a square [K, K] matrix, got shape {confusion.shape}", field="confusion")
@@ -166,7 +166,7 @@ def save_feature_scatter(
     title: str | None = None,
 ) -> Path:
     """Scatter plot of features ``[N, D]`` embedded in 2-D (:func:`embed_2d`), one colour per class, as a PNG."""
-    Figure = _figure_class()
+    Figure = figure_class()
     labels = np.asarray(labels)
     points = embed_2d(features, method=method, rng=rng)
     if labels.shape != (points.shape[0],) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:

@@ -23,7 +23,7 @@ reference's ``weights_init``: N(0, 0.02) weights and zero biases.
 
 Recipes (how each protocol trains) are experiment-config keys plus protocol options; :data:`DEFAULT_RECIPES` holds
 the defaults, a pre-training config may change them under ``protocols.<name>`` and the command line under the
-usual keys. :mod:`skelact.engine.ssl_commands` runs them.
+usual keys. :mod:`skelact.commands.evaluate` runs them.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ settings dataclass (:mod:`skelact.methods.settings`), its builder ``build(settin
 prefix of its encoder in a checkpoint, the number of augmented draws a training sample needs, the views
 (modalities) whose encoders it trains, and the checks of its settings. Config validation
 (:mod:`skelact.config`), the evaluation protocols (:mod:`skelact.methods.protocols`), building
-(:mod:`skelact.engine.build`) and ``pretrain`` (:mod:`skelact.engine.ssl_commands`) read this table; nothing else
+(:mod:`skelact.engine.build`) and ``pretrain`` (:mod:`skelact.commands.pretrain`) read this table; nothing else
 lists method names. Adding a method is one entry here (docs/architecture.md, "How to add a method").
 """
 

@@ -1,8 +1,8 @@
-"""``skelact train`` and ``skelact test``: the library side of the two commands (the CLI only parses arguments).
+"""``skelact train CONFIG [key=value ...]``: train an experiment config (or resume a run), then test it.
 
 :func:`train_command` loads and checks the config, writes the run directory, prepares (or reuses) the dataset
 store, trains with Lightning, then tests one checkpoint on the test subset and writes ``metrics.json`` with the
-per-sample scores. :func:`test_command` re-evaluates a finished (or interrupted) run.
+per-sample scores (:func:`skelact.commands.test.test_checkpoint`).
 
 Multi-process training (``trainer.strategy=ddp``, ``trainer.devices=N``): Lightning starts processes 1..N-1 by
 running the same command again with ``LOCAL_RANK`` set. They find the run directory through the
@@ -12,24 +12,63 @@ nodes, give every node the same ``run_dir`` on a shared file system.
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import time
 from os import PathLike
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
+from skelact.commands.arguments import split_config_and_overrides
+from skelact.commands.report_lines import metrics_line, print_outputs
+from skelact.commands.test import test_checkpoint
 from skelact.config import LoadedConfig, load_config
 from skelact.engine import require_lightning
-from skelact.engine.errors import RunError
-from skelact.engine.runs import (CONFIG_FILE, RunLog, TrainingInterrupted, _checked_run_dir, _checkpoint_path,
-                                 _epochs_done, _fit, _is_launched_child, _lit_module, _resume_checkpoint,
-                                 _run_directory, _schedule_and_lr, _start, disk_full_as_error,
-                                 evaluation_output_size, hold_run_dir)
+from skelact.engine.runs import (CONFIG_FILE, RunLog, TrainingInterrupted, checkpoint_epochs_done, fit_run,
+                                 hold_run_dir, is_launched_child, lit_module, resume_checkpoint, run_directory,
+                                 schedule_and_lr, start_run)
 from skelact.errors import ConfigError
 
-# ----------------------------------------------------------------------------------------------------------------
-# train
+NAME = "train"
+HELP = "train an experiment config (or resume a run)"
+DESCRIPTION = ("Train the experiment CONFIG with key=value overrides (e.g. epochs=1 optimizer.lr=0.05), test it, and "
+               "write a run directory (runs/<experiment>-<time> under the current directory unless --run-dir is "
+               "given).")
+EXIT_INTERRUPTED = 130
+#: key=value items given after options are collected into this argument
+OVERRIDES_FIELD = "items"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("items", nargs="*", metavar="CONFIG [key=value ...]",
+                   help="the config YAML, then overrides; with --resume only overrides (e.g. epochs=80)")
+    p.add_argument("--run-dir", default=None, metavar="DIR", help="where to write the run")
+    p.add_argument("--resume", default=None, metavar="RUN", help="continue RUN from its last checkpoint")
+
+
+def run(args: argparse.Namespace) -> int:
+    from skelact.evaluation.report import METRICS_FILE
+
+    config, overrides = split_config_and_overrides(args.items, args.resume)
+    try:
+        out = train_command(config, overrides, run_dir=args.run_dir, resume=args.resume)
+    except TrainingInterrupted as e:
+        if e.resumable:
+            print(f"skelact: interrupted; the run can be resumed with: skelact train --resume {e.run_dir}",
+                  file=sys.stderr)
+        else:
+            print(f"skelact: interrupted before the first checkpoint of {e.run_dir} was written; nothing to resume, "
+                  "start the run again", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if is_launched_child():  # a data-parallel worker Lightning started: the first process reports
+        return 0
+    metrics = json.loads((out / METRICS_FILE).read_text(encoding="utf-8"))
+    print(f"run               {out}")
+    print(f"accuracy          {metrics_line(metrics)}   ({metrics.get('checkpoint')} checkpoint, epoch "
+          f"{metrics.get('epoch')}, {metrics['num_test_samples']} samples)")
+    print_outputs(out)
+    return 0
 
 
 def train_command(config_path: str | PathLike | None, overrides: Sequence[str] = (),
@@ -50,15 +89,15 @@ def train_command(config_path: str | PathLike | None, overrides: Sequence[str] =
     require_lightning()
     from skelact.engine.trainer import CHECKPOINT_DIR
 
-    child = _is_launched_child()
+    child = is_launched_child()
     resume_ckpt: Path | None = None
     if resume is not None:
         if config_path is not None:
             raise ConfigError("give either a config file or a run to resume, not both (a resumed run uses its "
                               "own config.yaml; change it with key=value overrides)", field="--resume")
-        out, resume_ckpt = _resume_checkpoint(resume, run_dir)
+        out, resume_ckpt = resume_checkpoint(resume, run_dir)
         loaded = load_config(out / CONFIG_FILE, overrides)
-        done = _epochs_done(resume_ckpt)
+        done = checkpoint_epochs_done(resume_ckpt)
         if loaded.cfg.epochs < done:
             raise loaded.error(f"is {loaded.cfg.epochs} but the run's last checkpoint has already completed {done} "
                                "epochs; resume with epochs >= that", "epochs")
@@ -66,11 +105,11 @@ def train_command(config_path: str | PathLike | None, overrides: Sequence[str] =
         if config_path is None:
             raise ConfigError("no config file given", field="CONFIG")
         loaded = load_config(config_path, overrides)
-        out = _run_directory(str(loaded.cfg.experiment), run_dir, child)
+        out = run_directory(str(loaded.cfg.experiment), run_dir, child)
     _check_compatible(loaded)
     out = out.resolve()
     with hold_run_dir(out, child):
-        log = _start(loaded, out, child, resume_ckpt, overrides)
+        log = start_run(loaded, out, child, resume_ckpt, overrides)
         try:
             return _fit_and_test(loaded, out, resume_ckpt, callbacks, child, log)
         except KeyboardInterrupt:
@@ -102,22 +141,22 @@ def _fit_and_test(loaded: LoadedConfig, out: Path, resume_ckpt: Path | None, cal
     log(f"data {store.path}: train {len(train_set)} ({cfg.data.split}/{cfg.data.train_subset}), test "
         f"{len(test_set)} ({cfg.data.split}/{cfg.data.test_subset}), layout {store.layout.name}, "
         f"modality {cfg.data.modality}")
-    schedule, batches, _ = _schedule_and_lr(loaded, len(train_set), world, log)
+    schedule, batches, _ = schedule_and_lr(loaded, len(train_set), world, log)
     log(f"model {type(model).__name__}: {sum(p.numel() for p in model.parameters()):,} parameters; "
         f"{world} process(es), precision {cfg.trainer.precision}, {cfg.epochs} epochs of {batches} steps")
-    module = _lit_module(loaded, method, schedule, store.num_classes, out)
+    module = lit_module(loaded, method, schedule, store.num_classes, out)
     data = SkeletonDataModule(train_set, test_set, batch_size=cfg.data.batch_size,
                               test_batch_size=cfg.data.test_batch_size, num_workers=cfg.data.num_workers,
                               seed=cfg.seed, drop_last=cfg.data.drop_last, num_frames=cfg.data.num_frames)
 
     with use_threads(cfg.trainer.threads, int(trainer.num_devices), log):
         started = time.perf_counter()
-        _fit(trainer, module, data, out, resume_ckpt, child, log, f"skelact train --resume {out}")
+        fit_run(trainer, module, data, out, resume_ckpt, child, log, f"skelact train --resume {out}")
         if not trainer.is_global_zero:
             return out
         log(f"training reached epoch {trainer.current_epoch} of {cfg.epochs} ({time.perf_counter() - started:.1f} "
             "s in this process)")
-        _evaluate(loaded, out, cfg.evaluate.checkpoint, store=store, test_set=test_set, model=model, log=log)
+        test_checkpoint(loaded, out, cfg.evaluate.checkpoint, store=store, test_set=test_set, model=model, log=log)
     return out
 
 
@@ -132,87 +171,3 @@ def _check_compatible(loaded: LoadedConfig) -> None:
                            f"one (trainer.check_val_every_n_epoch is {every}); train at least {every} epochs, set "
                            "trainer.check_val_every_n_epoch lower or evaluate.checkpoint=last", "evaluate.checkpoint")
 
-
-# ----------------------------------------------------------------------------------------------------------------
-# test
-
-
-def test_command(run_dir: str | PathLike, checkpoint: str = "best") -> dict[str, Any]:
-    """Re-evaluate the ``best`` or ``last`` checkpoint of a run on its test subset.
-
-    Writes into the run directory ``metrics.json`` (``top1``, ``top5``, ``mean_class_acc`` in percent, ``epoch``
-    = epochs trained when the checkpoint was written, ``num_test_samples``, ``checkpoint``), the per-sample scores
-    (``scores.npy`` logits, ``labels.npy``, ``names.json``, for ensembles) and the evaluation report (per-class
-    accuracy, confusion matrix). Returns the metrics dict.
-    """
-    from skelact.engine.threads import use_threads
-
-    require_lightning()
-    run = _checked_run_dir(run_dir).resolve()
-    _checkpoint_path(run, checkpoint)
-    loaded = load_config(run / CONFIG_FILE)
-    log = RunLog(run)
-    with hold_run_dir(run, False), use_threads(loaded.cfg.trainer.threads, 1, log):
-        return _evaluate(loaded, run, checkpoint, log=log)
-
-
-def _evaluate(loaded: LoadedConfig, run: Path, which: str, *, store: Any = None, test_set: Any = None,
-              model: Any = None, log: Any = print) -> dict[str, Any]:
-    import torch
-
-    from skelact.engine.build import build_dataset, build_method, build_model, open_dataset_store
-    from skelact.engine.datamodule import SkeletonDataModule
-    from skelact.engine.module import SkeletonLitModule
-    from skelact.engine.optim import LRSchedule
-    from skelact.engine.trainer import build_eval_trainer
-    from skelact.evaluation.report import write_report
-    from skelact.evaluation.run_scores import save_run_scores
-
-    cfg = loaded.cfg
-    ckpt_path = _checkpoint_path(run, which)
-    try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        state = checkpoint["state_dict"]
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is one user-facing line
-        raise RunError(f"unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
-                       ckpt_path) from None
-    if store is None:
-        store = open_dataset_store(loaded, progress=cfg.trainer.progress_bar, log=log)
-    if test_set is None:
-        test_set = build_dataset(loaded, store, "test")
-    if model is None:
-        model = build_model(loaded, store)
-    module = SkeletonLitModule(build_method(loaded, model), LRSchedule(base_lr=cfg.optimizer.lr, epochs=cfg.epochs),
-                               num_classes=store.num_classes)
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as e:
-        raise RunError(f"the checkpoint does not fit the model of {run / CONFIG_FILE} "
-                       f"({str(e).splitlines()[0]})", ckpt_path) from None
-    data = SkeletonDataModule(None, test_set, batch_size=cfg.data.batch_size,
-                              test_batch_size=cfg.data.test_batch_size, num_workers=cfg.data.num_workers,
-                              seed=cfg.seed, num_frames=cfg.data.num_frames)
-    outputs = build_eval_trainer(cfg).predict(module, datamodule=data)
-    logits = torch.cat([o["logits"] for o in outputs]).cpu().numpy().astype(np.float32)
-    index = torch.cat([o["index"] for o in outputs]).cpu().numpy()
-    scores = np.empty_like(logits)
-    scores[index] = logits
-    labels = test_set.labels
-    names = test_set.names
-    with disk_full_as_error(run, evaluation_output_size(scores, labels, names)):
-        save_run_scores(run, scores, labels, names)
-        epoch = int(checkpoint.get("epoch", -1)) + 1
-        extra = {
-            "epoch": epoch,
-            "checkpoint": which,
-            "checkpoint_path": str(ckpt_path),
-            "global_step": int(checkpoint.get("global_step", 0)),
-            "experiment": cfg.experiment,
-            "split": cfg.data.split,
-            "subset": cfg.data.test_subset,
-            "modality": cfg.data.modality,
-        }
-        metrics = write_report(run, scores, labels, store.class_names, names, extra=extra)
-    log(f"test ({which} checkpoint, epoch {epoch}, {len(labels)} samples): top1 {metrics['top1']:.2f} %, "
-        f"top5 {metrics['top5']:.2f} %, mean class {metrics['mean_class_acc']:.2f} %; wrote {run / 'metrics.json'}")
-    return metrics

@@ -38,9 +38,9 @@ from typing import Any, Callable
 import numpy as np
 
 from skelact.config import LoadedConfig, load_config, to_container
-from skelact.engine import MissingDependencyError
-from skelact.engine.runs import CONFIG_FILE, _checked_run_dir, _checkpoint_path, _write_text_atomic
-from skelact.engine.errors import RunError
+from skelact.errors import MissingDependencyError
+from skelact.engine.runs import CONFIG_FILE, checked_run_dir, run_checkpoint_path, write_run_text
+from skelact.errors import RunError
 from skelact.errors import ConfigError
 
 EXPORT_INSTALL_HINT = "pip install 'skelact[export]'"
@@ -248,8 +248,8 @@ def export_onnx(run_dir: str | PathLike, onnx_path: str | PathLike, checkpoint: 
     from skelact.engine.build import open_dataset_store
     from skelact.engine.threads import use_threads
 
-    run = _checked_run_dir(run_dir).resolve()
-    ckpt_path = _checkpoint_path(run, checkpoint)
+    run = checked_run_dir(run_dir).resolve()
+    ckpt_path = run_checkpoint_path(run, checkpoint)
     target = Path(onnx_path).expanduser().resolve()
     if target.suffix == ".json":
         raise ConfigError("the model file must not end in .json (the description is written beside it as "
@@ -345,7 +345,7 @@ def export_onnx(run_dir: str | PathLike, onnx_path: str | PathLike, checkpoint: 
                   "allowed": allowed, "tolerance": tolerance},
         "opset": OPSET,
     }
-    _write_text_atomic(info_path, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    write_run_text(info_path, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     log(f"exported {type(network).__name__} ({num_parameters:,} parameters, {checkpoint} checkpoint, epoch {epoch}) "
         f"to {target}; inputs " + ", ".join(f"{d['name']} {d['shape']}" for d in described)
         + f"; description {info_path}")

@@ -17,7 +17,8 @@ Each panel also reports the leave-one-out 1-nearest-neighbour accuracy (cosine s
 space, not the 2-D map) among the plotted samples, a number to go with the picture. The figure is written as
 ``ambiguous_features.png`` in the run directory, with the numbers in ``ambiguous_features.json``.
 
-Command: ``python -m skelact.engine.feature_plot RUN [--baseline RUN] [--method tsne|pca] [--pairs 3]``.
+Command: ``skelact plot-features RUN [--baseline RUN] [--method tsne|pca] [--pairs 3]``; it writes into the run
+directory holding the run's lock, as every command that writes a run does.
 t-SNE needs scikit-learn (not a skelact dependency); ``--method pca`` works without it.
 
 Loading a run reuses the engine's builders (``skelact.engine.build``), imported inside the functions: this module
@@ -27,19 +28,15 @@ sits above the engine in that respect, the rest of :mod:`skelact.evaluation` doe
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from skelact.errors import ConfigError, DataError, SkelactError
+from skelact.errors import DataError
 from skelact.atomic import write_text_atomic
-
-if TYPE_CHECKING:
-    import argparse
 
 FIGURE_FILE = "ambiguous_features.png"
 SUMMARY_FILE = "ambiguous_features.json"
@@ -86,7 +83,7 @@ def _load_method(run_dir: Path, checkpoint: str):
 
     from skelact.config import load_config
     from skelact.engine.build import build_method, build_model, open_dataset_store
-    from skelact.engine.errors import RunError
+    from skelact.errors import RunError
 
     config = run_dir / "config.yaml"
     if not config.is_file():
@@ -176,99 +173,60 @@ def plot_ambiguous_features(run_dir: str | PathLike, baseline: str | PathLike | 
     ``classes``: class indices to show (default: those of the ``num_pairs`` most confused pairs of ``baseline``,
     else of the run). ``method``: ``tsne`` (scikit-learn) or ``pca``. ``seed`` seeds t-SNE.
     """
-    from skelact.evaluation.plots import _figure_class, embed_2d, save_figure_png
+    from skelact.engine.runs import hold_run_dir
+    from skelact.evaluation.plots import embed_2d, figure_class, save_figure_png
 
     run = Path(run_dir)
     for directory in (run, baseline):
         if directory is not None and not (Path(directory) / "config.yaml").is_file():
-            from skelact.engine.errors import RunError
+            from skelact.errors import RunError
 
             raise RunError("not a skelact run directory (no config.yaml)", directory)
-    if classes is None:
-        classes = ambiguous_classes(read_confused_pairs(baseline if baseline is not None else run), num_pairs)
-        if len(classes) < 2:
-            raise DataError("the run confuses no classes; name the classes to plot", run / CONFUSED_PAIRS_FILE,
-                            "classes")
-    classes = [int(c) for c in classes]
-    features = run_features(run, classes, checkpoint=checkpoint)
-    panels: list[tuple[str, np.ndarray, np.ndarray, Path]] = []
-    if baseline is not None:
-        base = run_features(baseline, classes, checkpoint=checkpoint)
-        panels.append((f"baseline ({Path(baseline).name})", base.panels["embedding"], base.labels, base.run_dir))
-        panels.append((f"with refinement ({run.name})", features.panels["embedding"], features.labels, run))
-    else:
-        panels.append(("backbone embedding", features.panels["embedding"], features.labels, run))
-        if "frhead" in features.panels:
-            panels.append(("FR-Head contrastive space (last stage)", features.panels["frhead"], features.labels, run))
+    # the figure is written into the run: hold its lock, as every command writing a run does, so a train or
+    # test of the same run waits its turn instead of racing this one
+    with hold_run_dir(run.resolve(), False):
+        if classes is None:
+            classes = ambiguous_classes(read_confused_pairs(baseline if baseline is not None else run), num_pairs)
+            if len(classes) < 2:
+                raise DataError("the run confuses no classes; name the classes to plot", run / CONFUSED_PAIRS_FILE,
+                                "classes")
+        classes = [int(c) for c in classes]
+        features = run_features(run, classes, checkpoint=checkpoint)
+        panels: list[tuple[str, np.ndarray, np.ndarray, Path]] = []
+        if baseline is not None:
+            base = run_features(baseline, classes, checkpoint=checkpoint)
+            panels.append((f"baseline ({Path(baseline).name})", base.panels["embedding"], base.labels, base.run_dir))
+            panels.append((f"with refinement ({run.name})", features.panels["embedding"], features.labels, run))
+        else:
+            panels.append(("backbone embedding", features.panels["embedding"], features.labels, run))
+            if "frhead" in features.panels:
+                panels.append(("FR-Head contrastive space (last stage)", features.panels["frhead"], features.labels, run))
 
-    Figure = _figure_class()
-    from matplotlib import colormaps
+        Figure = figure_class()
+        from matplotlib import colormaps
 
-    palette = colormaps["tab10" if len(classes) <= 10 else "tab20"]
-    names = features.class_names
-    fig = Figure(figsize=(6.0 * len(panels), 5.6), dpi=120, layout="constrained")
-    summary = {"method": method, "checkpoint": checkpoint, "classes": classes,
-               "class_names": [names[c] for c in classes], "panels": []}
-    for k, (title, x, labels, source) in enumerate(panels):
-        points = embed_2d(x, method=method, rng=np.random.default_rng(seed))
-        accuracy = nearest_neighbour_accuracy(x, labels)
-        ax = fig.add_subplot(1, len(panels), k + 1)
-        for j, c in enumerate(classes):
-            chosen = labels == c
-            ax.scatter(points[chosen, 0], points[chosen, 1], s=12, color=palette(j % palette.N), alpha=0.85,
-                       linewidths=0, label=names[c])
-        ax.set_title(f"{title}\n1-NN accuracy {accuracy:.1f} % ({x.shape[0]} samples, {x.shape[1]}-D)", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if k == 0:
-            ax.legend(fontsize=7, markerscale=1.5, frameon=False, loc="best")
-        summary["panels"].append({"title": title, "run": str(source), "num_samples": int(x.shape[0]),
-                                  "dimensions": int(x.shape[1]), "nn1_accuracy": accuracy})
-    fig.suptitle(f"{method.upper()} of the test features of the most confused classes")
-    target = Path(out) if out is not None else run / FIGURE_FILE
-    save_figure_png(fig, target)
-    write_text_atomic(target.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
-    return target
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of ``skelact plot-features`` (and of ``python -m skelact.engine.feature_plot``)."""
-    parser.add_argument("run", help="a run directory (an FR-Head run, or any run)")
-    parser.add_argument("--baseline", help="the baseline run to compare with (the paper's figure)")
-    parser.add_argument("--out", help=f"PNG to write (default RUN/{FIGURE_FILE})")
-    parser.add_argument("--method", choices=("tsne", "pca"), default="tsne")
-    parser.add_argument("--pairs", type=int, default=3, help="most confused pairs whose classes are shown")
-    parser.add_argument("--classes", help="comma-separated class indices instead of the confused pairs")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def command(args: argparse.Namespace) -> int:
-    """Run the plot from parsed arguments; SkelactErrors propagate to the caller's one-line handler."""
-    try:
-        classes = None if args.classes is None else [int(c) for c in args.classes.split(",") if c.strip()]
-    except ValueError as e:
-        raise ConfigError(f"expected comma-separated class indices ({e})", field="--classes") from None
-    path = plot_ambiguous_features(args.run, args.baseline, args.out, num_pairs=args.pairs, classes=classes,
-                                   method=args.method, checkpoint=args.checkpoint, seed=args.seed)
-    print(f"wrote {path} and {path.with_suffix('.json')}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m skelact.engine.feature_plot RUN [--baseline RUN] [--out PNG] [--method tsne|pca]
-    [--pairs N] [--classes 1,4,7] [--checkpoint best|last] [--seed 0]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m skelact.engine.feature_plot",
-                                     description="2-D map of the test features of a run's most confused classes")
-    add_arguments(parser)
-    try:
-        return command(parser.parse_args(argv))
-    except SkelactError as e:
-        print(f"skelact: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        palette = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+        names = features.class_names
+        fig = Figure(figsize=(6.0 * len(panels), 5.6), dpi=120, layout="constrained")
+        summary = {"method": method, "checkpoint": checkpoint, "classes": classes,
+                   "class_names": [names[c] for c in classes], "panels": []}
+        for k, (title, x, labels, source) in enumerate(panels):
+            points = embed_2d(x, method=method, rng=np.random.default_rng(seed))
+            accuracy = nearest_neighbour_accuracy(x, labels)
+            ax = fig.add_subplot(1, len(panels), k + 1)
+            for j, c in enumerate(classes):
+                chosen = labels == c
+                ax.scatter(points[chosen, 0], points[chosen, 1], s=12, color=palette(j % palette.N), alpha=0.85,
+                           linewidths=0, label=names[c])
+            ax.set_title(f"{title}\n1-NN accuracy {accuracy:.1f} % ({x.shape[0]} samples, {x.shape[1]}-D)", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.legend(fontsize=7, markerscale=1.5, frameon=False, loc="best")
+            summary["panels"].append({"title": title, "run": str(source), "num_samples": int(x.shape[0]),
+                                      "dimensions": int(x.shape[1]), "nn1_accuracy": accuracy})
+        fig.suptitle(f"{method.upper()} of the test features of the most confused classes")
+        target = Path(out) if out is not None else run / FIGURE_FILE
+        save_figure_png(fig, target)
+        write_text_atomic(target.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
+        return target

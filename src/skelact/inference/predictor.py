@@ -7,7 +7,7 @@ through the pose layer (:func:`skelact.pose.pipeline.video_to_sequence`, MediaPi
 pixels for a 2D model and world metres for a 3D one). The sequence then takes exactly the path a test sample takes
 (:func:`skelact.engine.build.build_pipeline_of` ``'test'``: the config's ``data.test_pipeline`` plus its input steps,
 the person slots of ``data.num_persons``, the batch padding of ``data.num_frames``) into the network that
-:func:`skelact.engine.export.load_inference_network` rebuilds from the run's config and checkpoint, so a test sample
+:func:`skelact.inference.onnx_export.load_inference_network` rebuilds from the run's config and checkpoint, so a test sample
 predicted from its source file gets the scores ``skelact test`` wrote for it. Probabilities are the softmax of the
 logits.
 
@@ -195,15 +195,15 @@ def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
 def resolve_run(run_or_checkpoint: str | PathLike) -> tuple[Path, Path | None]:
     """``(run directory, checkpoint file)`` from a ``.ckpt`` inside a run, or ``(run directory, None)`` from a run
     directory (the caller picks its ``best`` or ``last`` checkpoint)."""
-    from skelact.engine.runs import _checked_run_dir
-    from skelact.engine.errors import RunError
+    from skelact.engine.runs import checked_run_dir
+    from skelact.errors import RunError
 
     given = Path(run_or_checkpoint)
     if given.is_file():
         if given.suffix != ".ckpt":
             raise RunError("expected a run directory or a .ckpt file of one", given)
-        return _checked_run_dir(given.resolve().parent.parent).resolve(), given.resolve()
-    return _checked_run_dir(given).resolve(), None
+        return checked_run_dir(given.resolve().parent.parent).resolve(), given.resolve()
+    return checked_run_dir(given).resolve(), None
 
 
 class Predictor:
@@ -213,8 +213,8 @@ class Predictor:
                  log: Callable[[str], None] | None = None):
         from skelact.config import load_config, to_container
         from skelact.engine.build import build_pipeline_of, open_dataset_store
-        from skelact.engine.runs import CONFIG_FILE, _checkpoint_path
-        from skelact.engine.export import load_inference_network
+        from skelact.engine.runs import CONFIG_FILE, run_checkpoint_path
+        from skelact.inference.onnx_export import load_inference_network
 
         from skelact.engine import require_lightning
 
@@ -225,7 +225,7 @@ class Predictor:
         if self.checkpoint is None:
             # by default the checkpoint the run was tested with (its evaluate.checkpoint, which its metrics.json
             # reports), so a prediction uses the model whose accuracy the run states
-            self.checkpoint = _checkpoint_path(self.run, checkpoint or str(cfg.evaluate.checkpoint))
+            self.checkpoint = run_checkpoint_path(self.run, checkpoint or str(cfg.evaluate.checkpoint))
         quiet = log or (lambda message: None)
         self.store = open_dataset_store(self.loaded, progress=False, log=quiet)
         self.layout = self.store.layout
@@ -394,46 +394,3 @@ def format_prediction(prediction: Prediction) -> str:
             share = "" if w.index < 0 else f"  {100 * w.prob:.1f} %"
             lines.append(f"  frames {w.start:>5}-{w.end - 1:<5}  {w.name}{share}")
     return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------------ the CLI
-
-
-def add_predict_arguments(parser: Any) -> Any:
-    """The arguments of ``skelact predict`` on an :class:`argparse.ArgumentParser`."""
-    parser.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run directory or a .ckpt file inside one")
-    parser.add_argument("input", metavar="INPUT", help="a video or a skeleton file (.skeleton, .json, .mat, .npy)")
-    parser.add_argument("--format", dest="fmt", default=None, metavar="FMT",
-                        help="skeleton format of INPUT (default: guessed from the file)")
-    parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to print (default 5)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.add_argument("--window", type=int, default=None, metavar="N",
-                        help="timeline window in frames (default: the test pipeline's window)")
-    parser.add_argument("--stride", type=int, default=None, metavar="S",
-                        help="timeline stride in frames (default: half the window)")
-    parser.add_argument("--render", default=None, metavar="OUT.mp4",
-                        help="write the video with the skeleton and the current top action (video input only)")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
-                        help="default: the one the run was tested with (its evaluate.checkpoint)")
-    parser.add_argument("--mirrored", action="store_true",
-                        help="the video is a mirror image (NTU RGB+D's colour videos are): swap left and right")
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="INPUT is a pickled file (NTU .skeleton.npy) you trust: read it with the plain "
-                             "unpickler, which runs any code it names (default: only numpy arrays and plain "
-                             "containers are admitted)")
-    return parser
-
-
-def predict_command(args: Any) -> int:
-    import json
-
-    result = predict(args.run, args.input, fmt=args.fmt, top_k=args.top_k, window=args.window, stride=args.stride,
-                     checkpoint=args.checkpoint, mirrored=args.mirrored, render=args.render,
-                     trust_pickle=args.trust_pickle)
-    if args.json:
-        print(json.dumps(result.to_json(), indent=2))
-    else:
-        print(format_prediction(result))
-        if args.render:
-            print(f"rendered {Path(args.render).resolve()}")
-    return 0

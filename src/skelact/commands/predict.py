@@ -1,0 +1,55 @@
+"""``skelact predict RUN_OR_CHECKPOINT INPUT``: the top-k actions of a video or a skeleton file by a trained run,
+with a sliding-window timeline for long inputs (:func:`skelact.inference.predictor.predict`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from skelact.inference.predictor import format_prediction, predict
+
+NAME = "predict"
+HELP = "classify a video or a skeleton file with a trained run"
+DESCRIPTION = ("Print the top-k actions of INPUT (a video, through the pose estimator, or a skeleton file) by a "
+               "run's checkpoint, with a sliding-window timeline for long inputs; --render writes the video with "
+               "the skeleton and the current action.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``skelact predict`` on an :class:`argparse.ArgumentParser`."""
+    parser.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run directory or a .ckpt file inside one")
+    parser.add_argument("input", metavar="INPUT", help="a video or a skeleton file (.skeleton, .json, .mat, .npy)")
+    parser.add_argument("--format", dest="fmt", default=None, metavar="FMT",
+                        help="skeleton format of INPUT (default: guessed from the file)")
+    parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to print (default 5)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--window", type=int, default=None, metavar="N",
+                        help="timeline window in frames (default: the test pipeline's window)")
+    parser.add_argument("--stride", type=int, default=None, metavar="S",
+                        help="timeline stride in frames (default: half the window)")
+    parser.add_argument("--render", default=None, metavar="OUT.mp4",
+                        help="write the video with the skeleton and the current top action (video input only)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
+                        help="default: the one the run was tested with (its evaluate.checkpoint)")
+    parser.add_argument("--mirrored", action="store_true",
+                        help="the video is a mirror image (NTU RGB+D's colour videos are): swap left and right")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="INPUT is a pickled file (NTU .skeleton.npy) you trust: read it with the plain "
+                             "unpickler, which runs any code it names (default: only numpy arrays and plain "
+                             "containers are admitted)")
+
+
+
+def run(args: argparse.Namespace) -> int:
+    result = predict(args.run, args.input, fmt=args.fmt, top_k=args.top_k, window=args.window, stride=args.stride,
+                     checkpoint=args.checkpoint, mirrored=args.mirrored, render=args.render,
+                     trust_pickle=args.trust_pickle)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(format_prediction(result))
+        if args.render:
+            print(f"rendered {Path(args.render).resolve()}")
+    return 0
+
