@@ -165,8 +165,7 @@ def test_generate_heatmap_then_flip_in_a_pipeline(penn_clip):
 def test_ten_clips_and_their_mirror_images_stack_on_a_leading_axis(penn_clip):
     pipeline = build_pipeline([
         {"type": "UniformSample", "clip_len": 4, "num_clips": 10, "test_mode": True},
-        {"type": "GenerateHeatmap"},
-        {"type": "HeatmapFlip", "both": True},
+        {"type": "GenerateHeatmap", "double": True},
         {"type": "ToInputs", "inputs": {"x": "heatmap"}},
     ])
     out = pipeline(penn_clip, np.random.default_rng(0))
@@ -178,6 +177,12 @@ def test_ten_clips_and_their_mirror_images_stack_on_a_leading_axis(penn_clip):
     clip3 = joint_heatmaps(penn_clip["keypoints"][:, frames[12:16]], penn_clip["scores"][:, frames[12:16]],
                            (32, 32))
     np.testing.assert_array_equal(out["x"][3], clip3)
+    # limbs too, joints first
+    both = GenerateHeatmap(joints=True, limbs=True, double=True)(dict(penn_clip, num_clips=2), None)
+    single = GenerateHeatmap(joints=True, limbs=True)(penn_clip, None)
+    assert both["heatmap"].shape == (4, 25, 12, 32, 32)
+    np.testing.assert_array_equal(both["heatmap"][1], single["heatmap"][:, 12:])
+    np.testing.assert_array_equal(both["heatmap"][3], flip_heatmap(single["heatmap"][:, 12:], both["heatmap_flip"]))
 
 
 def test_uniform_sampling_covers_the_clip_and_is_fixed_at_test():

@@ -9,7 +9,7 @@ joint (coordinates exactly 0) stays at 0 through every step, so it keeps drawing
 
 A typical training pipeline: ``SelectCoords`` (3D data only), ``SubjectCrop``, ``UniformSample``,
 ``RandomResizedCrop``, ``Resize [56, 56]``, ``GenerateHeatmap``, ``HeatmapFlip p=0.5``, ``ToInputs {x: heatmap}``;
-test: ``UniformSample num_clips=10 test_mode=true``, ``Resize``, ``GenerateHeatmap``, ``HeatmapFlip both=true``
+test: ``SubjectCrop``, ``UniformSample num_clips=10 test_mode=true``, ``Resize``, ``GenerateHeatmap double=true``
 (10 clips and their mirror images stacked on a leading axis ``[2 * clips, K, T, H, W]``).
 """
 
@@ -182,16 +182,18 @@ class GenerateHeatmap:
     """Write the ``heatmap`` field: joint maps (``joints``), limb maps of the layout's bones (``limbs``) or both
     concatenated, joints first (:mod:`skelact.data.heatmaps`), ``[K, T, H, W]`` at the sample's integer
     ``image_size``. A sample of several clips (``num_clips`` from ``UniformSample``) gets them on a leading axis,
-    ``[clips, K, T / clips, H, W]``. Also writes ``heatmap_flip``, the channel order of the mirror image."""
+    ``[clips, K, T / clips, H, W]``; ``double=True`` (pyskl's name; test-time flip augmentation) adds the mirror
+    image of every clip after them, ``[2 * clips, ...]`` (a single clip too: ``[2, K, T, H, W]``). Also writes
+    ``heatmap_flip``, the channel order of the mirror image (:class:`HeatmapFlip` reads it)."""
 
-    def __init__(self, sigma: float = 0.6, joints: bool = True, limbs: bool = False):
+    def __init__(self, sigma: float = 0.6, joints: bool = True, limbs: bool = False, double: bool = False):
         self.sigma = as_number("GenerateHeatmap", "sigma", sigma, 1e-3, 100.0)
-        for name, value in (("joints", joints), ("limbs", limbs)):
+        for name, value in (("joints", joints), ("limbs", limbs), ("double", double)):
             if not isinstance(value, bool):
                 raise bad_argument("GenerateHeatmap", name, f"expected true or false, got {value!r}")
         if not (joints or limbs):
             raise bad_argument("GenerateHeatmap", "joints", "at least one of joints and limbs must be true")
-        self.joints, self.limbs = joints, limbs
+        self.joints, self.limbs, self.double = joints, limbs, double
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         kp = pixel_keypoints(sample, "GenerateHeatmap")
@@ -201,56 +203,46 @@ class GenerateHeatmap:
         if h != int(h) or w != int(w):
             raise DataError(f"GenerateHeatmap: image_size {(h, w)} is not whole pixels; place Resize before it",
                             sample_name(sample), IMAGE_SIZE_KEY)
-        limbs = layout.bones if self.limbs else None
-        volume = heatmap_volume(kp, scores, (int(h), int(w)), self.sigma, limbs, self.joints)
         clips = int(sample.get("num_clips", 1))
-        if clips > 1:
-            k, t = volume.shape[:2]
-            if t % clips:
-                raise DataError(f"GenerateHeatmap: {t} frames do not split into {clips} clips", sample_name(sample),
-                                "num_clips")
-            volume = np.ascontiguousarray(volume.reshape(k, clips, t // clips, int(h), int(w)).swapaxes(0, 1))
+        if kp.shape[1] % clips:
+            raise DataError(f"GenerateHeatmap: {kp.shape[1]} frames do not split into {clips} clips",
+                            sample_name(sample), "num_clips")
         joint_order = layout.flip_permutation()
         order = []
         if self.joints:
             order.append(joint_order)
         if self.limbs:
             order.append(limb_flip_permutation(layout.bones, joint_order) + (layout.num_joints if self.joints else 0))
-        return updated(sample, **{HEATMAP_KEY: volume, HEATMAP_FLIP_KEY: np.concatenate(order)})
+        order = np.concatenate(order)
+        volume = heatmap_volume(kp, scores, (int(h), int(w)), self.sigma, layout.bones if self.limbs else None,
+                                self.joints, clips=clips if clips > 1 else None,
+                                mirror=order if self.double else None)
+        return updated(sample, **{HEATMAP_KEY: volume, HEATMAP_FLIP_KEY: order})
 
     def __repr__(self) -> str:
-        return f"GenerateHeatmap(sigma={self.sigma}, joints={self.joints}, limbs={self.limbs})"
+        return f"GenerateHeatmap(sigma={self.sigma}, joints={self.joints}, limbs={self.limbs}, double={self.double})"
 
 
 @register_transform
 class HeatmapFlip:
-    """The mirror image of the ``heatmap`` field (columns reversed, left/right channels swapped by the layout's
-    flip pairs: joint channels by their pairs, limb channels to the limbs their joints become), with probability
-    ``p``. ``both=True`` (test-time augmentation) keeps the original and stacks the mirror image after it on the
-    leading clip axis: ``[clips, K, T, H, W]`` becomes ``[2 * clips, ...]`` (a single clip ``[K, T, H, W]``
-    becomes ``[2, K, T, H, W]``)."""
+    """The mirror image of the ``heatmap`` field with probability ``p``: columns reversed, left/right channels
+    swapped by the layout's flip pairs (joint channels by their pairs, limb channels to the limbs their joints
+    become). The training-time flip; the test-time one is ``GenerateHeatmap double=true``."""
 
-    def __init__(self, p: float = 0.5, both: bool = False):
+    def __init__(self, p: float = 0.5):
         self.p = as_number("HeatmapFlip", "p", p, 0.0, 1.0)
-        if not isinstance(both, bool):
-            raise bad_argument("HeatmapFlip", "both", f"expected true or false, got {both!r}")
-        self.both = both
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         if HEATMAP_KEY not in sample or HEATMAP_FLIP_KEY not in sample:
             raise DataError("HeatmapFlip needs the 'heatmap' field; place GenerateHeatmap before it",
                             sample_name(sample), HEATMAP_KEY)
-        volume = np.asarray(sample[HEATMAP_KEY])
-        order = np.asarray(sample[HEATMAP_FLIP_KEY])
-        if self.both:
-            clips = volume if volume.ndim == 5 else volume[None]
-            return updated(sample, **{HEATMAP_KEY: np.concatenate([clips, flip_heatmap(clips, order)])})
         if not rng.random() < self.p:
             return sample
-        return updated(sample, **{HEATMAP_KEY: flip_heatmap(volume, order)})
+        volume = np.asarray(sample[HEATMAP_KEY])
+        return updated(sample, **{HEATMAP_KEY: flip_heatmap(volume, np.asarray(sample[HEATMAP_FLIP_KEY]))})
 
     def __repr__(self) -> str:
-        return f"HeatmapFlip(p={self.p}, both={self.both})"
+        return f"HeatmapFlip(p={self.p})"
 
 
 __all__ = [
