@@ -244,3 +244,32 @@ def test_wrong_inputs_name_the_field():
         Resize([8, 8])({"keypoints": np.ones((1, 1, 13, 3), np.float32), "image_size": (8, 8)}, None)
     with pytest.raises(DataError, match="heatmap"):
         HeatmapFlip(p=1.0)({"keypoints": kp}, np.random.default_rng(0))
+
+
+def test_evaluation_averages_the_scores_of_a_samples_clips(penn_clip):
+    from skelact.data.batch import clip_averaged_scores, collate_by_name
+    from skelact.data.dataset import named_inputs
+
+    pipeline = build_pipeline([
+        {"type": "UniformSample", "clip_len": 4, "num_clips": 3, "test_mode": True},
+        {"type": "GenerateHeatmap", "double": True},
+        {"type": "ToInputs", "inputs": {"x": "heatmap"}, "clips": ["x"]},
+    ])
+    items = [named_inputs(pipeline(penn_clip, np.random.default_rng(0)), 1, "a", {"label": 0, "index": i})
+             for i in range(2)]
+    batch = collate_by_name(items)
+    assert batch["x"].shape == (2, 6, 13, 4, 32, 32) and batch["clip_inputs"] == ("x",)
+    torch.manual_seed(0)
+    head = torch.nn.Linear(13, 5)
+
+    def model(x):  # [N, K, T, H, W] -> [N, 5]; a clip's score depends on the clip
+        assert x.dim() == 5
+        return head(x.amax(dim=(2, 3, 4)) + x[:, :, :, :16].mean(dim=(2, 3, 4)))
+
+    scores = clip_averaged_scores(model, batch)
+    by_hand = torch.stack([model(batch["x"][:, c]) for c in range(6)]).mean(dim=0)
+    torch.testing.assert_close(scores, by_hand)
+    assert not torch.allclose(scores, model(batch["x"][:, 0]))
+    # without clip inputs: one plain call, as before
+    plain = {"x": batch["x"][:, 0], "inputs": ("x",)}
+    torch.testing.assert_close(clip_averaged_scores(model, plain), model(batch["x"][:, 0]))
