@@ -91,6 +91,11 @@ def test_missing_joints_draw_nothing_nor_limbs_that_touch_them():
     assert not joints[0].any() and joints[1].any() and joints[2].any()
     limbs = limb_heatmaps(kp, scores, [(0, 1), (1, 2)], (16, 16))
     assert not limbs[0].any() and limbs[1, 0, 5, 7] == pytest.approx(1.0)
+    # the torch builder keeps the same rule, also when nothing at all is drawn
+    batch = torch.from_numpy(np.stack([kp, np.zeros_like(kp)]))
+    got = heatmap_volume_torch(batch, torch.ones(2, 1, 1, 3), (16, 16), limbs=[(0, 1), (1, 2)])
+    np.testing.assert_allclose(got[0].numpy(), np.concatenate([joints, limbs]), atol=1e-6)
+    assert not got[1].any()
 
 
 def test_several_persons_accumulate_by_maximum():

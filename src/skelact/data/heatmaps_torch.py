@@ -2,9 +2,11 @@
 so a GPU can build them inside the training step.
 
 The maps and their rules are those of :mod:`skelact.data.heatmaps` (which documents them), with the same values to
-float32 rounding: ``[N, M, T, V, C]`` keypoints and ``[N, M, T, V]`` scores give ``[N, K, T, H, W]`` volumes. The
-windows of every sample, person, frame and joint (or limb) are computed at once and scattered into the zeroed
-volume with ``scatter_reduce(..., 'amax')``, which accumulates persons by maximum in one call.
+float32 rounding (limb pixels under 1e-6 are written here, not there): ``[N, M, T, V, C]`` keypoints and
+``[N, M, T, V]`` scores give ``[N, K, T, H, W]`` volumes. The windows of every drawn joint (or limb) of every
+sample, person and frame are computed at once and scattered into the zeroed volume with
+``scatter_reduce(..., 'amax')``, which accumulates persons by maximum in one call. Selecting the drawn windows and
+sizing the limb windows read two numbers back from the device per call.
 """
 
 from __future__ import annotations
@@ -24,18 +26,17 @@ def joint_heatmaps_torch(keypoints: torch.Tensor, scores: torch.Tensor | None, s
     h, w = size
     lo_x, hi_x = _window(xy[..., 0], xy[..., 0], sigma, w)
     lo_y, hi_y = _window(xy[..., 1], xy[..., 1], sigma, h)
+    at = torch.nonzero((conf >= MIN_CONFIDENCE) & (hi_x >= lo_x) & (hi_y >= lo_y), as_tuple=True)
     width = int(2 * WINDOW_SIGMAS * sigma // 1) + 2
     steps = torch.arange(width, device=xy.device)
-    xs = lo_x[..., None] + steps                                    # [N, M, T, V, P]
-    ys = lo_y[..., None] + steps
+    xs = lo_x[at][:, None] + steps                                  # [D, P], D drawn joints
+    ys = lo_y[at][:, None] + steps
     inv = -0.5 / sigma ** 2
-    gx = torch.exp((xs - xy[..., 0:1]).float() ** 2 * inv)
-    gy = torch.exp((ys - xy[..., 1:2]).float() ** 2 * inv) * conf[..., None]
-    values = gy[..., :, None] * gx[..., None, :]
-    valid = ((xs <= hi_x[..., None])[..., None, :] & (ys <= hi_y[..., None])[..., :, None]
-             & (conf >= MIN_CONFIDENCE)[..., None, None])
-    index = _flat_index(n, v, t, h, w, xs, ys, xy.device)
-    return _scatter_max(index, values, valid, (n, v, t, h, w))
+    gx = torch.exp((xs - xy[..., 0][at][:, None]).float() ** 2 * inv)
+    gy = torch.exp((ys - xy[..., 1][at][:, None]).float() ** 2 * inv) * conf[at][:, None]
+    values = gy[:, :, None] * gx[:, None, :]
+    keep = (xs <= hi_x[at][:, None])[:, None, :] & (ys <= hi_y[at][:, None])[:, :, None]
+    return _scatter_max(at, xs, ys, values, keep, (n, v, t, h, w))
 
 
 def limb_heatmaps_torch(keypoints: torch.Tensor, scores: torch.Tensor | None, limbs: Sequence[tuple[int, int]],
@@ -45,39 +46,33 @@ def limb_heatmaps_torch(keypoints: torch.Tensor, scores: torch.Tensor | None, li
     n, m, t, _ = conf.shape
     h, w = size
     limbs_t = torch.as_tensor(limbs, dtype=torch.long, device=xy.device).reshape(-1, 2)
-    n_limbs = limbs_t.shape[0]
     a, b = xy[..., limbs_t[:, 0], :], xy[..., limbs_t[:, 1], :]    # [N, M, T, L, 2]
     ca, cb = conf[..., limbs_t[:, 0]], conf[..., limbs_t[:, 1]]
-    d = b - a
-    length2 = d[..., 0] ** 2 + d[..., 1] ** 2
-    short = length2 < 1.0
-    value = torch.where(short, ca, torch.minimum(ca, cb))
+    short = ((b - a) ** 2).sum(-1) < 1.0
     far = torch.where(short[..., None], a, b)
     lo_x, hi_x = _window(torch.minimum(a[..., 0], far[..., 0]), torch.maximum(a[..., 0], far[..., 0]), sigma, w)
     lo_y, hi_y = _window(torch.minimum(a[..., 1], far[..., 1]), torch.maximum(a[..., 1], far[..., 1]), sigma, h)
-    drawn = (torch.minimum(ca, cb) >= MIN_CONFIDENCE) & (hi_x >= lo_x) & (hi_y >= lo_y)
-    out_shape = (n, n_limbs, t, h, w)
-    if not bool(drawn.any()):
+    at = torch.nonzero((torch.minimum(ca, cb) >= MIN_CONFIDENCE) & (hi_x >= lo_x) & (hi_y >= lo_y), as_tuple=True)
+    out_shape = (n, limbs_t.shape[0], t, h, w)
+    if at[0].numel() == 0:
         return torch.zeros(out_shape, dtype=torch.float32, device=xy.device)
+    a, b, short = a[at], b[at], short[at]                           # [D, 2], D drawn limbs
+    value = torch.where(short, ca[at], torch.minimum(ca[at], cb[at]))
+    lo_x, hi_x, lo_y, hi_y = lo_x[at], hi_x[at], lo_y[at], hi_y[at]
     # one host sync per call: the padded window size
-    span_x = int((hi_x - lo_x)[drawn].max()) + 1
-    span_y = int((hi_y - lo_y)[drawn].max()) + 1
-    xs = lo_x[..., None] + torch.arange(span_x, device=xy.device)
-    ys = lo_y[..., None] + torch.arange(span_y, device=xy.device)
-    ux = (xs - a[..., 0:1]).float()[..., None, :]
-    uy = (ys - a[..., 1:2]).float()[..., :, None]
-    inv_length2 = torch.where(short, torch.zeros_like(length2), 1.0 / torch.where(short, torch.ones_like(length2),
-                                                                                    length2)).float()
-    d = d.float()
-    along = (ux * (d[..., 0] * inv_length2)[..., None, None]
-             + uy * (d[..., 1] * inv_length2)[..., None, None]).clamp(0.0, 1.0)
-    ex = ux - along * d[..., 0, None, None]
-    ey = uy - along * d[..., 1, None, None]
-    values = torch.exp((ex * ex + ey * ey) * (-0.5 / sigma ** 2)) * value[..., None, None]
-    valid = ((xs <= hi_x[..., None])[..., None, :] & (ys <= hi_y[..., None])[..., :, None]
-             & drawn[..., None, None])
-    index = _flat_index(n, n_limbs, t, h, w, xs, ys, xy.device)
-    return _scatter_max(index, values, valid, out_shape)
+    xs = lo_x[:, None] + torch.arange(int((hi_x - lo_x).max()) + 1, device=xy.device)
+    ys = lo_y[:, None] + torch.arange(int((hi_y - lo_y).max()) + 1, device=xy.device)
+    ux = (xs - a[:, 0:1]).float()[:, None, :]
+    uy = (ys - a[:, 1:2]).float()[:, :, None]
+    d = torch.where(short[:, None], torch.zeros_like(b), b - a).float()
+    length2 = (d ** 2).sum(-1)
+    direction = d / torch.where(short, torch.ones_like(length2), length2)[:, None]
+    along = (ux * direction[:, 0, None, None] + uy * direction[:, 1, None, None]).clamp(0.0, 1.0)
+    ex = ux - along * d[:, 0, None, None]
+    ey = uy - along * d[:, 1, None, None]
+    values = torch.exp((ex * ex + ey * ey) * (-0.5 / sigma ** 2)) * value[:, None, None]
+    keep = (xs <= hi_x[:, None])[:, None, :] & (ys <= hi_y[:, None])[:, :, None]
+    return _scatter_max(at, xs, ys, values, keep, out_shape)
 
 
 def heatmap_volume_torch(keypoints: torch.Tensor, scores: torch.Tensor | None, size: tuple[int, int],
@@ -115,23 +110,17 @@ def _window(low: torch.Tensor, high: torch.Tensor, sigma: float, size: int) -> t
     return first, last
 
 
-def _flat_index(n: int, channels: int, t: int, h: int, w: int, xs: torch.Tensor, ys: torch.Tensor,
-                device: torch.device) -> torch.Tensor:
-    """Flat index into ``[N, K, T, H, W]`` of every window pixel; ``xs``, ``ys`` are ``[N, M, T, K, P]``."""
-    sample = torch.arange(n, device=device).view(n, 1, 1, 1) * channels
-    channel = torch.arange(channels, device=device).view(1, 1, 1, channels)
-    frame = torch.arange(t, device=device).view(1, 1, t, 1)
-    plane = ((sample + channel) * t + frame) * h * w                # [N, 1, T, K]
-    return plane[..., None, None] + ys[..., :, None] * w + xs[..., None, :]
-
-
-def _scatter_max(index: torch.Tensor, values: torch.Tensor, valid: torch.Tensor,
-                 shape: tuple[int, ...]) -> torch.Tensor:
-    total = 1
-    for s in shape:
-        total *= s
+def _scatter_max(at: tuple[torch.Tensor, ...], xs: torch.Tensor, ys: torch.Tensor, values: torch.Tensor,
+                 keep: torch.Tensor, shape: tuple[int, int, int, int, int]) -> torch.Tensor:
+    """The windows ``values [D, Py, Px]`` at pixels ``xs [D, Px]``, ``ys [D, Py]`` of (sample, person, frame,
+    channel) ``at`` written into a zero ``[N, K, T, H, W]`` volume by maximum (so persons accumulate by maximum);
+    pixels outside ``keep`` go to one spare element past the end."""
+    n, channels, t, h, w = shape
+    sample, _, frame, channel = at
+    total = n * channels * t * h * w
+    plane = ((sample * channels + channel) * t + frame) * (h * w)
+    index = plane[:, None, None] + (ys * w)[:, :, None] + xs[:, None, :]
+    index = torch.where(keep, index, torch.full_like(index, total)).reshape(-1)
     flat = torch.zeros(total + 1, dtype=torch.float32, device=values.device)
-    index = torch.where(valid, index, torch.full_like(index, total)).reshape(-1)
-    values = torch.where(valid, values, torch.zeros_like(values)).reshape(-1)
-    flat.scatter_reduce_(0, index, values, reduce="amax", include_self=True)
+    flat.scatter_reduce_(0, index, values.reshape(-1), reduce="amax", include_self=True)
     return flat[:total].view(shape)
