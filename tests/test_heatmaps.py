@@ -20,8 +20,8 @@ from skelact.data.transforms import (
     UniformSample,
     build_pipeline,
 )
-from skelact.errors import DataError
-from skelact.skeleton.layout import get_layout
+from skelact.errors import DataError, LayoutError
+from skelact.skeleton.layout import Layout, get_layout
 
 SIGMA = 0.6
 
@@ -249,6 +249,12 @@ def test_wrong_inputs_name_the_field():
         Resize([8, 8])({"keypoints": np.ones((1, 1, 13, 3), np.float32), "image_size": (8, 8)}, None)
     with pytest.raises(DataError, match="heatmap"):
         HeatmapFlip(p=1.0)({"keypoints": kp}, np.random.default_rng(0))
+    # flip pairs that turn a bone into a non-bone cannot order limb channels
+    chain = Layout.from_dict({"name": "chain", "joints": ["a", "b", "c", "d"],
+                              "bones": [["b", "a"], ["c", "b"], ["d", "c"]], "center": "a", "flip_pairs": [["a", "d"]]})
+    kp3 = np.ones((1, 1, 4, 2), np.float32)
+    with pytest.raises(LayoutError, match="flip_pairs|flip pairs"):
+        GenerateHeatmap(limbs=True)({"keypoints": kp3, "layout": chain, "image_size": (8, 8)}, None)
 
 
 def test_evaluation_averages_the_scores_of_a_samples_clips(penn_clip):

@@ -36,7 +36,7 @@ from skelact.data.transforms.sample import (
     sample_name,
     updated,
 )
-from skelact.errors import DataError
+from skelact.errors import DataError, LayoutError
 
 #: the sample key holding the ``(height, width)`` of the image the keypoints are in
 IMAGE_SIZE_KEY = "image_size"
@@ -212,7 +212,12 @@ class GenerateHeatmap:
         if self.joints:
             order.append(joint_order)
         if self.limbs:
-            order.append(limb_flip_permutation(layout.bones, joint_order) + (layout.num_joints if self.joints else 0))
+            try:
+                limb_order = limb_flip_permutation(layout.bones, joint_order)
+            except ValueError as e:
+                raise LayoutError(f"GenerateHeatmap: layout {layout.name!r}: {e}; its flip pairs must map every bone "
+                                  "onto a bone", sample_name(sample), "flip_pairs") from None
+            order.append(limb_order + (layout.num_joints if self.joints else 0))
         order = np.concatenate(order)
         volume = heatmap_volume(kp, scores, (int(h), int(w)), self.sigma, layout.bones if self.limbs else None,
                                 self.joints, clips=clips if clips > 1 else None,
