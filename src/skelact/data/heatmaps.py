@@ -9,11 +9,11 @@ pixel to the segment between the two joints. Several persons accumulate by maxim
 The reference implementation (pyskl ``GeneratePoseTarget``) draws each Gaussian only inside a window of 3 sigma
 around the joint (around the segment's bounding box for a limb), with the window ends truncated towards zero, skips
 confidences below 1e-3, and draws a limb shorter than one pixel as its first joint's Gaussian; we keep all of these,
-so our volumes equal its volumes, and add one rule of skelact's: a missing joint (coordinates exactly 0) draws
-nothing, and neither does a limb touching it.
+so our volumes equal its volumes to float32 rounding (and to 1e-6 for limbs, see ``NEGLIGIBLE``), and add one rule of
+skelact's: a missing joint (coordinates exactly 0) draws nothing, and neither does a limb touching it.
 
-**Speed.** Every Gaussian is non-zero on only a few pixels (at most a 5 x 5 window at sigma 0.6), so instead of touching
-every pixel of the ``[K, T, H, W]`` volume we compute all windows of a clip at once (one padded window per
+**Speed.** Every Gaussian is non-zero on only a few pixels (at most a 5 x 5 window at sigma 0.6), so instead of
+touching every pixel of the ``[K, T, H, W]`` volume we compute all windows of a clip at once (one padded window per
 joint-frame or limb-frame, the joint ones from separable 1-D factors; absent joints and undrawn limbs are dropped
 first) and scatter them into the zeroed volume, one person after the other, by maximum. A test sample's mirror
 images are drawn the same way at mirrored pixels, not copied from the volume.
