@@ -9,12 +9,14 @@ the same shape in every sample. An item without ``inputs`` is a plain skeleton s
 sequence (what skelact's batches always held).
 
 A batch keeps ``inputs``, so whoever runs the model needs no other knowledge of the data:
-``model(**model_inputs(batch))``.
+``model(**model_inputs(batch))``. An item may also name ``clip_inputs``: inputs with a leading clip axis (a test
+sample of several clips, ``[N, S, ...]`` once batched); :func:`clip_averaged_scores` runs the model on every clip
+and averages the scores per sample, and is what evaluation calls (a batch without clip inputs: one plain call).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -76,7 +78,34 @@ def collate_by_name(batch: Sequence[Mapping[str, Any]], num_frames: int | None =
     out["label"] = torch.tensor([b["label"] for b in batch], dtype=torch.int64)
     out["index"] = torch.tensor([b["index"] for b in batch], dtype=torch.int64)
     out["inputs"] = names
+    if first.get("clip_inputs"):
+        out["clip_inputs"] = tuple(first["clip_inputs"])
     return out
+
+
+def clip_averaged_scores(model: Callable[..., torch.Tensor], batch: Mapping[str, Any]) -> torch.Tensor:
+    """``[N, classes]`` scores of the batch: ``model(**model_inputs(batch))``, except that inputs named in
+    ``clip_inputs`` (``[N, S, ...]``) are run as ``N * S`` samples (other inputs repeated for each clip) and the
+    ``S`` scores of each sample averaged, as pyskl does for PoseConv3D's multi-clip test (it averages softmax
+    probabilities by default, its ``average_clips='prob'``; we average the raw scores, ``'score'``, so that the
+    result stays a logit that the loss and score fusion read as before)."""
+    inputs = model_inputs(batch)
+    clip_names = tuple(batch.get("clip_inputs", ()))
+    if not clip_names:
+        return model(**inputs)
+    counts = {tuple(inputs[name].shape[:2]) for name in clip_names}
+    if len(counts) != 1:
+        raise DataError(f"inputs {', '.join(clip_names)} have different [N, clips] {sorted(counts)}",
+                        field="clip_inputs")
+    (n, clips), = counts
+    flat = {}
+    for name, value in inputs.items():
+        if name in clip_names:
+            flat[name] = value.reshape(n * clips, *value.shape[2:])
+        else:
+            flat[name] = value.repeat_interleave(clips, dim=0)
+    scores = model(**flat)
+    return scores.reshape(n, clips, *scores.shape[1:]).mean(dim=1)
 
 
 class NamedCollate:

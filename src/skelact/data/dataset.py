@@ -23,7 +23,7 @@ from torch.utils.data import Dataset, Sampler
 
 from skelact.data.batch import NamedCollate, collate_by_name
 from skelact.data.transforms import sample_from_sequence
-from skelact.data.transforms.inputs import DEFAULT_INPUTS, INPUTS_KEY, SEQUENCES_KEY
+from skelact.data.transforms.inputs import CLIPS_KEY, DEFAULT_INPUTS, INPUTS_KEY, SEQUENCES_KEY
 from skelact.errors import DataError
 
 
@@ -98,6 +98,8 @@ def named_inputs(sample: dict[str, Any], num_persons: int, name: str, extra: dic
     item.update(extra)
     item[INPUTS_KEY] = names
     item[SEQUENCES_KEY] = sequences
+    if sample.get(CLIPS_KEY):
+        item[CLIPS_KEY] = tuple(sample[CLIPS_KEY])
     return item
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from skelact.errors import TrainingDiverged
-from skelact.data.batch import model_inputs
+from skelact.data.batch import clip_averaged_scores
 from skelact.engine.optim import LRSchedule, OptimizerSettings, build_optimizer, set_lr
 
 
@@ -120,7 +120,7 @@ class SkeletonLitModule(L.LightningModule):
         self._confusion = self._confusion.to(self.device)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        logits = self.method(**model_inputs(batch)).float()
+        logits = clip_averaged_scores(self.method, batch).float()
         labels = batch["label"]
         loss = torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
         k = min(5, self.num_classes)
@@ -157,7 +157,7 @@ class SkeletonLitModule(L.LightningModule):
         self.log_dict(metrics, on_step=False, on_epoch=True)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        return {"logits": self.method(**model_inputs(batch)).float(), "index": batch["index"]}
+        return {"logits": clip_averaged_scores(self.method, batch).float(), "index": batch["index"]}
 
     # -- checkpoint extras ----------------------------------------------------------------------------------------
 

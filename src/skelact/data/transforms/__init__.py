@@ -30,6 +30,8 @@ argument raises one :class:`~skelact.errors.ConfigError` naming it. :data:`PRESE
 ``RandomBoneScale``    bone lengths times U[1 - s, 1 + s], rebuilt from the centre outward (ours)
 ``Flip``               left/right mirror through the layout's flip pairs
 ``ToModality``         joint, bone, joint_motion, bone_motion (:mod:`.modality`, the only place they are computed)
+``SubjectCrop`` ...    pyskl ``PoseCompact``, ``Resize``, ``RandomResizedCrop``, ``GeneratePoseTarget`` (``GenerateHeatmap``,
+                       ``HeatmapFlip``): PoseConv3D heatmap volumes (:mod:`.heatmap`)
 ``ToInputs``           the last step: names the arrays the model takes (:mod:`.inputs`)
 =====================  ===========================================================================================
 
@@ -38,6 +40,14 @@ times per epoch: in skelact an epoch is one pass, and the engine counts passes h
 """
 
 from skelact.data.transforms.compose import Compose, build_pipeline
+from skelact.data.transforms.heatmap import (
+    GenerateHeatmap,
+    HeatmapFlip,
+    RandomResizedCrop,
+    Resize,
+    SelectCoords,
+    SubjectCrop,
+)
 from skelact.data.transforms.inputs import DEFAULT_INPUTS, ToInputs
 from skelact.data.transforms.modality import (
     MODALITIES,
@@ -88,14 +98,20 @@ __all__ = [
     "CenterOnJoint",
     "Compose",
     "Flip",
+    "GenerateHeatmap",
+    "HeatmapFlip",
     "MinMaxNormalize",
     "PreNormalize3D",
     "RandomBoneScale",
+    "RandomResizedCrop",
     "RandomRotation",
     "RandomScale",
     "RandomViewRotation",
+    "Resize",
     "Sample",
+    "SelectCoords",
     "Shear",
+    "SubjectCrop",
     "TemporalCrop",
     "TorsoNormalize",
     "ToInputs",

@@ -9,6 +9,10 @@ Inputs listed in ``sequences`` are keypoint sequences ``[M, T, V, C]``: the data
 person slots and the collation pads them in time (as skeleton batches always were); every other input must have
 the same shape in every sample and is stacked as it is. By default every input taken from ``keypoints``, or shaped
 exactly like them (a modality written beside them, ``ToModality(into=...)``), is a sequence.
+
+Inputs listed in ``clips`` carry several views of the sample on a leading axis (PoseConv3D's 10 clips and their
+mirror images, ``[clips, K, T, H, W]``): evaluation runs the model on every clip and averages its scores per sample
+(:func:`skelact.data.batch.clip_averaged_scores`); training batches must not have them.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from skelact.data.transforms.sample import Sample, sample_name, updated
 from skelact.errors import DataError
 
 #: batch keys that are not model inputs, so no input may take their names
-RESERVED = ("label", "index", "inputs", "sequences")
+RESERVED = ("label", "index", "inputs", "sequences", "clip_inputs")
 #: the sample keys ToInputs writes: the input names in order, and those of them that are keypoint sequences
 INPUTS_KEY = "inputs"
 SEQUENCES_KEY = "sequences"
+#: the sample key naming the inputs that carry several clips on a leading axis
+CLIPS_KEY = "clip_inputs"
 #: what a pipeline without a ToInputs step gives the model: its keypoints as ``x``
 DEFAULT_INPUTS = {"x": "keypoints"}
 
@@ -35,9 +41,10 @@ DEFAULT_INPUTS = {"x": "keypoints"}
 class ToInputs:
     """Name the model's inputs: ``inputs`` maps each argument of the model's ``forward`` to a sample key (a list
     of keys uses each key as its own name). ``sequences``: the inputs that are ``[M, T, V, C]`` keypoint sequences
-    (default: those taken from ``keypoints`` or shaped like them)."""
+    (default: those taken from ``keypoints`` or shaped like them). ``clips``: the inputs with a leading clip axis
+    whose scores evaluation averages (default none)."""
 
-    def __init__(self, inputs: Any = None, sequences: Sequence[str] | None = None):
+    def __init__(self, inputs: Any = None, sequences: Sequence[str] | None = None, clips: Sequence[str] = ()):
         if inputs is None:
             inputs = dict(DEFAULT_INPUTS)
         if isinstance(inputs, Sequence) and not isinstance(inputs, str):
@@ -59,6 +66,11 @@ class ToInputs:
                                    f"{', '.join(self.inputs)}, got {sequences!r}")
             sequences = tuple(str(s) for s in sequences)
         self.sequences = sequences
+        unknown = [c for c in clips if c not in self.inputs] if not isinstance(clips, str) else [clips]
+        if unknown or (sequences is not None and set(clips) & set(sequences)):
+            raise bad_argument("ToInputs", "clips", f"expected a list of input names among {', '.join(self.inputs)}"
+                               f" that are not sequences, got {clips!r}")
+        self.clips = tuple(str(c) for c in clips)
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         arrays = {}
@@ -71,6 +83,7 @@ class ToInputs:
         out = updated(sample, **arrays)
         out[INPUTS_KEY] = tuple(self.inputs)
         out[SEQUENCES_KEY] = self.sequences if self.sequences is not None else self._sequences_of(sample, arrays)
+        out[CLIPS_KEY] = self.clips
         return out
 
     def _sequences_of(self, sample: Sample, arrays: dict[str, np.ndarray]) -> tuple[str, ...]:
@@ -81,4 +94,5 @@ class ToInputs:
 
     def __repr__(self) -> str:
         sequences = "" if self.sequences is None else f", sequences={list(self.sequences)!r}"
-        return f"ToInputs(inputs={self.inputs!r}{sequences})"
+        clips = f", clips={list(self.clips)!r}" if self.clips else ""
+        return f"ToInputs(inputs={self.inputs!r}{sequences}{clips})"
