@@ -76,6 +76,10 @@ class SkeletonDataset(Dataset):
         sample = sample_from_sequence(seq)
         # the store's own Layout object: a user-defined layout may not be resolvable by name
         sample["layout"] = self.store.layout
+        # an RGB pipeline step (ClipPairs) reads the frames of the sample's video, aligned with its keypoints
+        video = self.store.video(int(self.indices[position])) if getattr(self.store, "video_root", None) else None
+        if video is not None:
+            sample["video"] = str(self.store.video_path(int(self.indices[position])))
         if self.pipeline is not None:
             sample = self.pipeline(sample, self.rng(position, epoch))
         return named_inputs(sample, self.num_persons, seq.name, {"label": int(seq.label), "index": position})

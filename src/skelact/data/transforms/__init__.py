@@ -37,6 +37,7 @@ Not reproduced on purpose: CTR-GCN's NW-UCLA loader (and pyskl's ``RepeatDataset
 times per epoch: in skelact an epoch is one pass, and the engine counts passes honestly.
 """
 
+from skelact.data.transforms.clip_pairs import ClipPairs
 from skelact.data.transforms.compose import Compose, build_pipeline
 from skelact.data.transforms.inputs import DEFAULT_INPUTS, ToInputs
 from skelact.data.transforms.modality import (
@@ -86,6 +87,7 @@ __all__ = [
     "PRESETS",
     "TRANSFORMS",
     "CenterOnJoint",
+    "ClipPairs",
     "Compose",
     "Flip",
     "MinMaxNormalize",
