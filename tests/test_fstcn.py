@@ -236,3 +236,37 @@ def test_tiny_fstcn_learns_five_rendered_clips(rendered):
         fused = method(**model_inputs(batch))
     assert float(loss.detach()) < 0.2 * first
     assert (fused.argmax(dim=1) == batch["label"]).all()
+
+
+def test_clip_pairs_and_fstcn_work_on_a_keypoint_free_video_store(tmp_path, shared_data):
+    """A `prepare video-folder` store (UCF101 / HMDB51 style, no keypoints): the dataset hands ClipPairs the video,
+    and the model is built from the store's classes alone."""
+    pytest.importorskip("av")
+    from types import SimpleNamespace
+
+    from skelact.cli import main
+    from skelact.data.dataset import SkeletonDataset
+    from skelact.data.store import SkeletonStore
+    from skelact.data.transforms import Compose, ToInputs
+    from skelact.engine.build import data_info
+
+    videos = shared_data / "videos"
+    if not (videos / "mmaction2_demo.mp4").is_file():
+        pytest.skip("real clips not available")
+    for action, clip in (("arm_wrestling", "mmaction2_demo.mp4"), ("ntu_sample", "pyskl_ntu_sample.avi")):
+        (tmp_path / "src" / action).mkdir(parents=True)
+        (tmp_path / "src" / action / clip).symlink_to(videos / clip)
+    assert main(["prepare", "video-folder", str(tmp_path / "src"), str(tmp_path / "store"), "-q",
+                 "--workers", "1"]) in (0, None)
+    store = SkeletonStore(tmp_path / "store")
+    assert not store.has_keypoints
+    pipeline = Compose([ClipPairs(crop_size=64, num_clips=1, test_mode=True, max_side=128,
+                                  cache_dir=str(tmp_path / "frames")), ToInputs({"clip": "clip", "diff": "diff"})])
+    data = SkeletonDataset(store, np.arange(len(store)), pipeline)
+    items = [data[i] for i in range(len(store))]
+    assert [item["label"] for item in items] == [0, 1]
+    assert items[0]["clip"].shape == items[0]["diff"].shape == (18, 3, 5, 64, 64)
+    info = data_info(SimpleNamespace(cfg=SimpleNamespace(data=SimpleNamespace(num_persons=1))), store)
+    model = FstCN.from_data(info, **TINY).eval()
+    with torch.no_grad():
+        assert model(items[0]["clip"][None], items[0]["diff"][None]).shape == (1, 2)
