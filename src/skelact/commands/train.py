@@ -139,7 +139,8 @@ def _fit_and_test(loaded: LoadedConfig, out: Path, resume_ckpt: Path | None, cal
 
     world = int(trainer.num_devices) * int(trainer.num_nodes)
     log(f"data {store.path}: train {len(train_set)} ({cfg.data.split}/{cfg.data.train_subset}), test "
-        f"{len(test_set)} ({cfg.data.split}/{cfg.data.test_subset}), layout {store.layout.name}, "
+        f"{len(test_set)} ({cfg.data.split}/{cfg.data.test_subset}), "
+        f"{'layout ' + store.layout.name if store.has_keypoints else 'videos only'}, "
         f"modality {cfg.data.modality}")
     schedule, batches, _ = schedule_and_lr(loaded, len(train_set), world, log)
     log(f"model {type(model).__name__}: {sum(p.numel() for p in model.parameters()):,} parameters; "

@@ -72,13 +72,22 @@ class SkeletonDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, position = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (0, int(key))
-        seq = self.store[int(self.indices[position])]
-        sample = sample_from_sequence(seq)
-        # the store's own Layout object: a user-defined layout may not be resolvable by name
-        sample["layout"] = self.store.layout
+        index = int(self.indices[position])
+        if getattr(self.store, "has_keypoints", True):
+            seq = self.store[index]
+            sample = sample_from_sequence(seq)
+            # the store's own Layout object: a user-defined layout may not be resolvable by name
+            sample["layout"] = self.store.layout
+        else:  # a video store (UCF101, HMDB51): no keypoints, the pipeline works on the video alone
+            sample = {"name": self.store.name(index), "label": int(self.store.labels[index]),
+                      "meta": self.store.meta(index)}
+        # an RGB pipeline step (ClipPairs) reads the frames of the sample's video (aligned with any keypoints)
+        if getattr(self.store, "video_root", None) is not None and self.store.video(index) is not None:
+            sample["video"] = str(self.store.video_path(index))
         if self.pipeline is not None:
             sample = self.pipeline(sample, self.rng(position, epoch))
-        return named_inputs(sample, self.num_persons, seq.name, {"label": int(seq.label), "index": position})
+        return named_inputs(sample, self.num_persons, str(sample["name"]),
+                            {"label": int(sample["label"]), "index": position})
 
 
 def named_inputs(sample: dict[str, Any], num_persons: int, name: str, extra: dict[str, Any]) -> dict[str, Any]:

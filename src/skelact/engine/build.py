@@ -40,6 +40,11 @@ def accepted_arguments(cls: type) -> list[str]:
 
 def data_info(loaded: LoadedConfig, store: Any) -> DataInfo:
     """What the models of a run may learn about its data."""
+    if not getattr(store, "has_keypoints", True):
+        # a video store has no joints: an RGB model takes only the classes (a skeleton model is refused by its
+        # from_data, which needs the layout)
+        return DataInfo(num_classes=int(store.num_classes), layout=None, in_channels=0,
+                        num_persons=int(loaded.cfg.data.num_persons), class_names=tuple(store.class_names))
     return DataInfo(num_classes=int(store.num_classes), layout=store.layout, in_channels=int(store.coords),
                     num_persons=int(loaded.cfg.data.num_persons), class_names=tuple(store.class_names))
 

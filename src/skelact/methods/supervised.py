@@ -50,8 +50,15 @@ class SupervisedMethod(nn.Module):
         # float32 loss under mixed precision: log-softmax in half precision loses the small probabilities
         return F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
 
-    def training_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(loss, logits)`` for one training batch."""
+    def training_step(self, batch: dict[str, Any]) -> tuple:
+        """``(loss, logits)`` for one training batch (plus the loss parts when the model has an auxiliary
+        classifier whose ``aux_weight`` is above 0)."""
+        aux_weight = float(getattr(self.model, "aux_weight", 0.0))
+        if aux_weight > 0:
+            # a model with an auxiliary classifier on its lower layers (FstCN) adds its weighted cross-entropy
+            logits, aux_logits = self.model(**model_inputs(batch), return_aux=True)
+            main, aux = self.loss(logits, batch["label"]), self.loss(aux_logits, batch["label"])
+            return main + aux_weight * aux, logits, {"ce": main.detach(), "aux_ce": aux.detach()}
         logits = self.model(**model_inputs(batch))
         return self.loss(logits, batch["label"]), logits
 

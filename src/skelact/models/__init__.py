@@ -8,6 +8,8 @@ inside. The 3D CNNs compute in ``[N, C, T, H, W]`` (:mod:`skelact.models.conv3d_
 - :class:`PoseConv3D`: PoseConv3D (Duan et al., CVPR 2022): a 3D CNN (ResNet3D-SlowOnly, C3D-light, X3D-shallow)
   and the I3D head on pose heatmap volumes, the named input ``heatmap`` ``[N, K, T, H, W]`` (or
   ``[N, clips, K, T, H, W]``, clip scores averaged).
+- :class:`FstCN`: FstCN (Sun et al., ICCV 2015) on RGB clip pairs ``clip``, ``diff`` ``[N, 3, T, H, W]``;
+  :class:`FrameCNN`, its frame-level 2D CNN baseline on ``clip``.
 
 Models are looked up by name in :data:`MODELS` (:func:`register_model` adds one) and built from the data with
 ``from_data`` (:mod:`skelact.models.data_info`). Both return logits ``[N, num_classes]``;
@@ -20,12 +22,15 @@ from __future__ import annotations
 from skelact.errors import ConfigError
 from skelact.models.ctrgcn import CTRGCN
 from skelact.models.data_info import DataArguments, DataInfo, same_layout
+from skelact.models.frame_cnn import FrameCNN
+from skelact.models.fstcn import FstCN
 from skelact.models.layers import FR_HEAD_BLOCKS, DataBatchNorm, SkeletonGCN, standard_block_specs
 from skelact.models.poseconv3d import BACKBONES_3D, PoseConv3D
 from skelact.models.stgcn import STGCN
 
 #: Model classes by the name a config's ``model.type`` uses (imported, so the import structure shows them).
-MODELS: dict[str, type] = {"stgcn": STGCN, "ctrgcn": CTRGCN, "poseconv3d": PoseConv3D}
+MODELS: dict[str, type] = {"stgcn": STGCN, "ctrgcn": CTRGCN, "poseconv3d": PoseConv3D, "fstcn": FstCN,
+                          "frame_cnn": FrameCNN}
 #: the former name of :data:`MODELS`
 BACKBONES = MODELS
 
@@ -51,6 +56,6 @@ def build_backbone(name: str, num_classes: int, **kwargs) -> SkeletonGCN:
     return cls(num_classes, **kwargs)
 
 
-__all__ = ["BACKBONES", "BACKBONES_3D", "CTRGCN", "FR_HEAD_BLOCKS", "MODELS", "STGCN", "DataArguments",
-           "DataBatchNorm", "DataInfo", "PoseConv3D", "SkeletonGCN", "build_backbone", "register_model",
-           "same_layout", "standard_block_specs"]
+__all__ = ["BACKBONES", "BACKBONES_3D", "CTRGCN", "FR_HEAD_BLOCKS", "FrameCNN", "FstCN", "MODELS", "STGCN",
+           "DataArguments", "DataBatchNorm", "DataInfo", "PoseConv3D", "SkeletonGCN", "build_backbone",
+           "register_model", "same_layout", "standard_block_specs"]

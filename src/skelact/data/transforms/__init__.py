@@ -39,6 +39,7 @@ Not reproduced on purpose: CTR-GCN's NW-UCLA loader (and pyskl's ``RepeatDataset
 times per epoch: in skelact an epoch is one pass, and the engine counts passes honestly.
 """
 
+from skelact.data.transforms.clip_pairs import ClipPairs
 from skelact.data.transforms.compose import Compose, build_pipeline
 from skelact.data.transforms.heatmap import (
     GenerateHeatmap,
@@ -96,6 +97,7 @@ __all__ = [
     "PRESETS",
     "TRANSFORMS",
     "CenterOnJoint",
+    "ClipPairs",
     "Compose",
     "Flip",
     "GenerateHeatmap",
