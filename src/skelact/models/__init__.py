@@ -4,6 +4,8 @@ Input batches are skelact's ``[N, M, T, V, C]``; :mod:`skelact.models.layers` do
 
 - :class:`STGCN`: ST-GCN (Yan et al., AAAI 2018), spatial-configuration partition by default.
 - :class:`CTRGCN`: CTR-GCN (Chen et al., ICCV 2021), inward/outward partition by default.
+- :class:`SkeletonGIN`: SkeletonMAE's per-frame GIN encoder with a pooled embedding (Yan et al., ICCV 2023).
+- :class:`STRL`: SkeletonMAE's fine-tuning network around that encoder.
 
 Models are looked up by name in :data:`MODELS` (:func:`register_model` adds one) and built from the data with
 ``from_data`` (:mod:`skelact.models.data_info`). Both return logits ``[N, num_classes]``;
@@ -17,10 +19,12 @@ from skelact.errors import ConfigError
 from skelact.models.ctrgcn import CTRGCN
 from skelact.models.data_info import DataArguments, DataInfo, same_layout
 from skelact.models.layers import FR_HEAD_BLOCKS, DataBatchNorm, SkeletonGCN, standard_block_specs
+from skelact.models.skeleton_gin import SkeletonGIN
 from skelact.models.stgcn import STGCN
+from skelact.models.strl import STRL
 
 #: Model classes by the name a config's ``model.type`` uses (imported, so the import structure shows them).
-MODELS: dict[str, type] = {"stgcn": STGCN, "ctrgcn": CTRGCN}
+MODELS: dict[str, type] = {"stgcn": STGCN, "ctrgcn": CTRGCN, "skeleton_gin": SkeletonGIN, "strl": STRL}
 #: the former name of :data:`MODELS`
 BACKBONES = MODELS
 
@@ -46,5 +50,5 @@ def build_backbone(name: str, num_classes: int, **kwargs) -> SkeletonGCN:
     return cls(num_classes, **kwargs)
 
 
-__all__ = ["BACKBONES", "CTRGCN", "FR_HEAD_BLOCKS", "MODELS", "STGCN", "DataArguments", "DataBatchNorm", "DataInfo",
-           "SkeletonGCN", "build_backbone", "register_model", "same_layout", "standard_block_specs"]
+__all__ = ["BACKBONES", "CTRGCN", "FR_HEAD_BLOCKS", "MODELS", "STGCN", "STRL", "DataArguments", "DataBatchNorm", "DataInfo",
+           "SkeletonGCN", "SkeletonGIN", "build_backbone", "register_model", "same_layout", "standard_block_specs"]
