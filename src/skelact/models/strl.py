@@ -15,10 +15,14 @@ For a batch ``[N, M, T, V, C]`` every frame of every person is a graph (:mod:`sk
 3. multi-scale temporal pooling (:func:`multiscale_temporal_pool`): the frames cut into ``s`` equal segments for
    each scale ``s`` of ``temporal_scales``, every segment averaged over its frames and the joints, the segments of
    all scales concatenated (``D * sum(scales)``); persons present are averaged;
-4. an MLP classifier ``Linear - ReLU - Dropout - Linear`` (``fc`` is its last layer).
+4. an MLP classifier ``Linear - ReLU - Dropout - Linear`` (``fc`` is its last layer), with ``pooled_norm`` (ours,
+   on by default) preceded by a batch-norm of the pooled vector: the means over joints and frames differ little
+   from clip to clip at initialisation (across-clip std about 0.014 on NW-UCLA), and without it STRL stayed at
+   chance (loss ln 10) for 5 epochs of NW-UCLA at lr 0.1; with it, the loss of 16 steps on 96 clips fell from 2.32
+   to 1.79 within 5 steps (2.25 without).
 
 The paper is silent on the pooling scales (ours 1, 2, 4: the whole clip, halves, quarters), the MLP width (ours
-256) and dropout (ours 0.5); each is an argument. The encoder lives at ``encoder.`` (a
+256), dropout (ours 0.5) and any normalisation (ours: ``pooled_norm``); each is an argument. The encoder lives at ``encoder.`` (a
 :class:`~skelact.models.gin.GraphEncoder`), so ``init`` copies SkeletonMAE's ``views.joint.encoder.encoder.``
 to ``model.encoder.``.
 """
@@ -71,6 +75,7 @@ class STRL(DataArguments, nn.Module):
         max_frames: rows of the temporal position embedding (the longest clip taken).
         temporal_scales: segments per scale of the final pooling.
         head_channels, dropout: the MLP classifier's hidden width and dropout.
+        pooled_norm: batch-norm the pooled vector before the MLP (ours; see the module docstring).
     """
 
     DATA_ARGUMENTS = ("num_classes", "layout", "in_channels")
@@ -78,7 +83,7 @@ class STRL(DataArguments, nn.Module):
     def __init__(self, num_classes: int, layout, in_channels: int = 3, hidden_channels: int = 64, num_layers: int = 3,
                  graph_layer_type: str = "gin", mlp_ratio: int = 2, eps: float = 0.0, train_eps: bool = False,
                  num_blocks: int = 3, max_frames: int = 64, temporal_scales: Sequence[int] = (1, 2, 4),
-                 head_channels: int = 256, dropout: float = 0.5):
+                 head_channels: int = 256, dropout: float = 0.5, pooled_norm: bool = True):
         super().__init__()
         for name, value in (("num_blocks", num_blocks), ("max_frames", max_frames), ("head_channels", head_channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -97,7 +102,8 @@ class STRL(DataArguments, nn.Module):
         nn.init.trunc_normal_(self.position, std=0.02)
         self.blocks = nn.ModuleList(SpatialModelling(hidden_channels) for _ in range(num_blocks))
         pooled = hidden_channels * sum(scales)
-        self.head = nn.Sequential(nn.Linear(pooled, head_channels), nn.ReLU(), nn.Dropout(float(dropout)))
+        norm = [nn.BatchNorm1d(pooled)] if pooled_norm else []
+        self.head = nn.Sequential(*norm, nn.Linear(pooled, head_channels), nn.ReLU(), nn.Dropout(float(dropout)))
         self.fc = nn.Linear(head_channels, num_classes)
         self._pooled_channels = pooled
 
