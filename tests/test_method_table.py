@@ -20,9 +20,10 @@ CTRGCN_JOINT = REPO / "configs" / "nw_ucla" / "ctrgcn_joint.yaml"
 
 def test_an_unknown_method_is_one_line_listing_the_table():
     with pytest.raises(ConfigError) as e:
-        load_config(CTRGCN_JOINT, ["method.type=skeletonmae"])
+        load_config(CTRGCN_JOINT, ["method.type=graphmae"])
     assert e.value.field == "method.type" and e.value.path == COMMAND_LINE
-    assert e.value.message == "unknown method 'skeletonmae'; known: supervised, frhead, skeletonclr, crossclr"
+    assert e.value.message == ("unknown method 'graphmae'; known: supervised, frhead, skeletonclr, crossclr, "
+                               "skeletonmae")
     assert "\n" not in str(e.value)
 
 
@@ -37,17 +38,18 @@ def test_a_new_row_is_all_a_method_needs(monkeypatch):
     with pytest.raises(ConfigError, match="skelact pretrain"):
         method_spec(loaded, SUPERVISED)
     assert encoder_prefix("toyclr", "bone") == "method.online.bone."
-    assert registry.method_names(SELF_SUPERVISED) == ["skeletonclr", "crossclr", "toyclr"]
+    assert registry.method_names(SELF_SUPERVISED) == ["skeletonclr", "crossclr", "skeletonmae", "toyclr"]
     monkeypatch.delitem(METHODS, "toyclr")
-    with pytest.raises(ConfigError, match="known: supervised, frhead, skeletonclr, crossclr$"):
+    with pytest.raises(ConfigError, match="known: supervised, frhead, skeletonclr, crossclr, skeletonmae$"):
         load_config(CTRGCN_JOINT, ["method.type=toyclr"])
 
 
 def test_rows_say_kind_draws_and_encoder_prefix():
     assert [(n, s.kind, s.draws) for n, s in METHODS.items()] == [
         ("supervised", SUPERVISED, 1), ("frhead", SUPERVISED, 1), ("skeletonclr", SELF_SUPERVISED, 2),
-        ("crossclr", SELF_SUPERVISED, 2)]
+        ("crossclr", SELF_SUPERVISED, 2), ("skeletonmae", SELF_SUPERVISED, 1)]
     assert encoder_prefix("frhead", "joint") == "method.model."
+    assert encoder_prefix("skeletonmae", "joint") == "method.views.joint.encoder."
     assert encoder_prefix("crossclr", "bone") == "method.views.bone.encoder."
     with pytest.raises(ConfigError, match="cannot take an encoder from a 'mae' run"):
         encoder_prefix("mae", "joint")

@@ -112,6 +112,8 @@ class MethodConfig:
     skeletonclr: Dict[str, Any] = field(default_factory=dict)
     #: CrosSCLR's cross-view settings: skelact.methods.crossclr.CrossViewSettings
     crossclr: Dict[str, Any] = field(default_factory=dict)
+    #: SkeletonMAE's masking and loss settings: skelact.methods.skeletonmae.MAESettings
+    skeletonmae: Dict[str, Any] = field(default_factory=dict)
 
 
 #: what ``optimizer.type`` may name (skelact.engine.optim.build_optimizer)

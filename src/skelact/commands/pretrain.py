@@ -106,14 +106,17 @@ def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str
         trainer = build_trainer(cfg, out, callbacks=[method_epoch_callback(log), *callbacks])
         world = int(trainer.num_devices) * int(trainer.num_nodes)
         schedule, batches, global_batch = schedule_and_lr(loaded, len(train_set), world, log)
-        check_queue_size(loaded, next(iter(method.views.values())).queue.size, batches, global_batch)
+        queue = getattr(next(iter(method.views.values())), "queue", None)  # contrastive methods only
+        if queue is not None:
+            check_queue_size(loaded, queue.size, batches, global_batch)
         encoder = next(iter(method.views.values())).encoder
         log(f"data {store.path}: train {len(train_set)} ({cfg.data.split}/{cfg.data.train_subset}) x {spec.draws} "
             f"augmentations, "
             f"views {', '.join(views)}, layout {store.layout.name}")
         log(f"{cfg.method.type}: {len(views)} encoder(s) {type(encoder).__name__} of "
-            f"{sum(p.numel() for p in encoder.parameters()):,} parameters, queue "
-            f"{next(iter(method.views.values())).queue.size}; {world} process(es), precision {cfg.trainer.precision}, "
+            f"{sum(p.numel() for p in encoder.parameters()):,} parameters"
+            f"{f', queue {queue.size}' if queue is not None else ''}; {world} process(es), "
+            f"precision {cfg.trainer.precision}, "
             f"{cfg.epochs} epochs of {batches} steps")
         module = lit_module(loaded, method, schedule, store.num_classes, out)
         data = multiview_data_module(loaded, train_set, None)

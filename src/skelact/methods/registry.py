@@ -18,6 +18,8 @@ from skelact.errors import ConfigError
 from skelact.methods.crossclr import CrosSCLRSettings, build_crossclr_method, check_crossclr_settings
 from skelact.methods.frhead import FRHeadMethodSettings, build_frhead_method, check_frhead_settings
 from skelact.methods.settings import MethodContext, read_settings
+from skelact.methods.skeletonmae import ENCODER_PREFIX as MAE_ENCODER_PREFIX
+from skelact.methods.skeletonmae import SkeletonMAESettings, build_skeletonmae_method, check_skeletonmae_settings
 from skelact.methods.skeletonclr import (ENCODER_PREFIX, SkeletonCLRSettings, build_skeletonclr_method,
                                          check_skeletonclr_settings)
 from skelact.methods.supervised import SupervisedSettings, build_supervised_method, check_label_smoothing
@@ -72,6 +74,9 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
                _run_modality, check_skeletonclr_settings),
     MethodSpec("crossclr", SELF_SUPERVISED, CrosSCLRSettings, build_crossclr_method, ENCODER_PREFIX, 2,
                _crossclr_views, check_crossclr_settings),
+    # one draw: the masks, not a second augmentation, make the pretext task
+    MethodSpec("skeletonmae", SELF_SUPERVISED, SkeletonMAESettings, build_skeletonmae_method, MAE_ENCODER_PREFIX, 1,
+               _run_modality, check_skeletonmae_settings),
 )}
 
 

@@ -10,6 +10,8 @@ inside. The 3D CNNs compute in ``[N, C, T, H, W]`` (:mod:`skelact.models.conv3d_
   ``[N, clips, K, T, H, W]``, clip scores averaged).
 - :class:`FstCN`: FstCN (Sun et al., ICCV 2015) on RGB clip pairs ``clip``, ``diff`` ``[N, 3, T, H, W]``;
   :class:`FrameCNN`, its frame-level 2D CNN baseline on ``clip``.
+- :class:`SkeletonGIN`: SkeletonMAE's per-frame GIN encoder with a pooled embedding (Yan et al., ICCV 2023).
+- :class:`STRL`: SkeletonMAE's fine-tuning network around that encoder.
 
 Models are looked up by name in :data:`MODELS` (:func:`register_model` adds one) and built from the data with
 ``from_data`` (:mod:`skelact.models.data_info`). Both return logits ``[N, num_classes]``;
@@ -26,11 +28,13 @@ from skelact.models.frame_cnn import FrameCNN
 from skelact.models.fstcn import FstCN
 from skelact.models.layers import FR_HEAD_BLOCKS, DataBatchNorm, SkeletonGCN, standard_block_specs
 from skelact.models.poseconv3d import BACKBONES_3D, PoseConv3D
+from skelact.models.skeleton_gin import SkeletonGIN
 from skelact.models.stgcn import STGCN
+from skelact.models.strl import STRL
 
 #: Model classes by the name a config's ``model.type`` uses (imported, so the import structure shows them).
 MODELS: dict[str, type] = {"stgcn": STGCN, "ctrgcn": CTRGCN, "poseconv3d": PoseConv3D, "fstcn": FstCN,
-                          "frame_cnn": FrameCNN}
+                          "frame_cnn": FrameCNN, "skeleton_gin": SkeletonGIN, "strl": STRL}
 #: the former name of :data:`MODELS`
 BACKBONES = MODELS
 
@@ -56,6 +60,6 @@ def build_backbone(name: str, num_classes: int, **kwargs) -> SkeletonGCN:
     return cls(num_classes, **kwargs)
 
 
-__all__ = ["BACKBONES", "BACKBONES_3D", "CTRGCN", "FR_HEAD_BLOCKS", "FrameCNN", "FstCN", "MODELS", "STGCN",
-           "DataArguments", "DataBatchNorm", "DataInfo", "PoseConv3D", "SkeletonGCN", "build_backbone",
+__all__ = ["BACKBONES", "BACKBONES_3D", "CTRGCN", "FR_HEAD_BLOCKS", "FrameCNN", "FstCN", "MODELS", "STGCN", "STRL",
+           "DataArguments", "DataBatchNorm", "DataInfo", "PoseConv3D", "SkeletonGCN", "SkeletonGIN", "build_backbone",
            "register_model", "same_layout", "standard_block_specs"]

@@ -1,0 +1,220 @@
+"""SkeletonMAE and STRL (issue 21): body-region masking, the re-weighted cosine loss, the GIN layer, the decoder's
+input, STRL's SM block, the encoder's way from a pre-training run into STRL, and a tiny pre-training on real
+NW-UCLA clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from skelact.errors import ConfigError
+from skelact.methods.body_masking import BodyRegionMasker
+from skelact.methods.skeletonmae import (MaskedGraphAutoencoder, SkeletonMAEMethod, reweighted_cosine_loss)
+from skelact.models.gin import GINLayer
+from skelact.models.skeleton_gin import SkeletonGIN
+from skelact.models.strl import STRL, SpatialModelling, multiscale_temporal_pool
+from skelact.skeleton.layout import Layout, get_layout
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def masker_of(layout: Layout, **kwargs) -> BodyRegionMasker:
+    return BodyRegionMasker(dict(layout.parts), layout.num_joints, layout_name=layout.name, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# masking
+
+
+def test_named_regions_hide_exactly_their_joints():
+    layout = get_layout("nw_ucla20")
+    mask = masker_of(layout, regions=["right_arm", "right_leg"]).draw(3, np.random.default_rng(0))
+    # nw_ucla20: right_elbow 9, right_wrist 10, right_hand 11, right_knee 17, right_ankle 18, right_foot 19
+    assert [sorted(np.flatnonzero(row)) for row in mask] == [[9, 10, 11, 17, 18, 19]] * 3
+
+
+def test_drawn_regions_are_whole_parts_of_a_user_layout():
+    layout = Layout.from_dict({"name": "stick5", "joints": ["a", "b", "c", "d", "e"],
+                               "bones": [["b", "a"], ["c", "b"], ["d", "c"], ["e", "d"]], "center": "a",
+                               "parts": {"top": ["a", "b"], "middle": ["c"], "bottom": ["d", "e"]}})
+    masker = masker_of(layout, num_regions=2)
+    parts = [{0, 1}, {2}, {3, 4}]
+    seen = set()
+    for row in masker.draw(200, np.random.default_rng(1)):
+        hidden = set(np.flatnonzero(row).tolist())
+        chosen = [p for p in parts if p <= hidden]
+        assert len(chosen) == 2 and set().union(*chosen) == hidden  # two whole parts, nothing else
+        seen.add(frozenset(hidden))
+    assert len(seen) == 3  # every pair of the three parts occurs
+    with pytest.raises(ConfigError, match="no body part 'right_arm'"):
+        masker_of(layout, regions=["right_arm"])
+
+
+def test_random_masking_hides_as_many_joints_as_the_regions():
+    layout = get_layout("penn13")
+    masker = masker_of(layout, strategy="random", regions=["right_arm", "right_leg"])
+    masks = masker.draw(300, np.random.default_rng(2))
+    assert (masks.sum(axis=1) == 4).all()  # right elbow, wrist, knee, ankle of penn13
+    assert masks.any(axis=0).all()  # not the same four joints every time: all 13 occur
+
+
+def test_clip_masks_hold_for_every_frame_and_person_frame_masks_change():
+    masker = masker_of(get_layout("penn13"), strategy="random", regions=["right_arm"])
+    clip = masker.draw_for_batch(2, 2, 5, np.random.default_rng(3), "clip", True)
+    assert clip.shape == (2, 2, 5, 13) and (clip == clip[:, :1, :1]).all()
+    frame = masker.draw_for_batch(1, 1, 50, np.random.default_rng(3), "frame", True)
+    assert len({tuple(r) for r in frame[0, 0]}) > 1 and (frame.sum(-1) == 2).all()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the loss
+
+
+def test_loss_by_hand_and_blind_to_unmasked_joints():
+    x = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [3.0, 4.0]]])  # one graph, 4 joints
+    z = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [-1.0, -1.0], [9.0, 9.0]]])
+    mask = torch.tensor([[True, True, True, False]])
+    # cos = 1, 0, -1 on the three masked joints, |V_m| = 3: ((1 - cos) / 3)^2 summed = (0 + 1 + 4) / 9
+    assert reweighted_cosine_loss(x, z, mask, beta=2.0).item() == pytest.approx(5 / 9)
+    assert reweighted_cosine_loss(x, z, mask, beta=1.0).item() == pytest.approx(3 / 3)
+    # a second graph with one masked joint at cos 0: (1/1)^2 = 1; the batch is the mean over graphs
+    x2 = torch.cat([x, x]); z2 = torch.cat([z, z]); mask2 = torch.tensor([[True, True, True, False],
+                                                                         [False, True, False, False]])
+    assert reweighted_cosine_loss(x2, z2, mask2).item() == pytest.approx((5 / 9 + 1) / 2)
+    z_other = z.clone()
+    z_other[0, 3] = torch.tensor([-5.0, 2.0])  # the unmasked joint's reconstruction changes
+    assert reweighted_cosine_loss(x, z_other, mask).item() == pytest.approx(5 / 9)
+    zg = z.clone().requires_grad_(True)
+    reweighted_cosine_loss(x, zg, mask).backward()
+    assert zg.grad[0, 3].abs().sum() == 0 and zg.grad[0, 1].abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# GIN, decoder, STRL
+
+
+def test_gin_layer_by_hand():
+    layer = GINLayer(2, 1, mlp_ratio=1, eps=0.5)
+    with torch.no_grad():  # MLP: Linear(2, 1) identity-like sum, ReLU, Linear(1, 1) times 2
+        layer.mlp[0].weight.copy_(torch.tensor([[1.0, 1.0]])); layer.mlp[0].bias.zero_()
+        layer.mlp[2].weight.fill_(2.0); layer.mlp[2].bias.fill_(-1.0)
+    a = torch.tensor([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=torch.float32)  # path 0 - 1 - 2
+    h = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [3.0, 1.0]]])
+    # (1 + 0.5) h_v + neighbours: v0: 1.5*(1,0) + (0,2) = (1.5, 2); v1: 1.5*(0,2) + (1,0)+(3,1) = (4, 4);
+    # v2: 1.5*(3,1) + (0,2) = (4.5, 3.5); then 2 * relu(sum) - 1
+    expected = torch.tensor([[[2 * 3.5 - 1], [2 * 8.0 - 1], [2 * 8.0 - 1]]])
+    assert torch.allclose(layer(h, a), expected)
+
+
+def tiny_mae(layout="nw_ucla20", **settings) -> SkeletonMAEMethod:
+    torch.manual_seed(0)
+    encoder = SkeletonGIN(num_classes=10, layout=layout, in_channels=3, hidden_channels=8)
+    lay = get_layout(layout)
+    return SkeletonMAEMethod({"joint": MaskedGraphAutoencoder(encoder)},
+                             masker_of(lay, regions=["right_arm", "right_leg"]), **settings)
+
+
+def test_decoder_sees_only_the_encoder_output():
+    view = tiny_mae().views["joint"]
+    x = torch.randn(2, 1, 4, 20, 3)
+    mask = torch.zeros(2, 1, 4, 20, dtype=torch.bool)
+    mask[..., [9, 10, 11]] = True
+    seen = []
+    view.decoder.register_forward_hook(lambda module, args, out: seen.append(args))
+    out = view(x, mask)
+    (h, adjacency), = seen
+    assert torch.equal(h, view.encode_masked(x, mask)) and torch.equal(adjacency, view.encoder.encoder.adjacency)
+    assert (h[mask] == 0).all()  # re-masked: the hidden joints reach the decoder as zeros
+    x_changed = x.clone()
+    x_changed[mask] = 100.0  # the hidden joints' coordinates never reach the decoder
+    assert torch.allclose(view(x_changed, mask), out)
+
+
+def test_spatial_modelling_block_against_its_formula():
+    torch.manual_seed(1)
+    encoder = SkeletonGIN(num_classes=2, layout="penn13", in_channels=2, hidden_channels=4).encoder
+    block = SpatialModelling(4)
+    h = torch.randn(3, 13, 4)
+    e = encoder.encode(h)
+    pooled = e.sum(dim=1)  # sum over joints
+    expected = torch.relu((h + (pooled @ block.projection.weight.T + block.projection.bias)[:, None, :])
+                          @ block.weight.weight.T + block.weight.bias)
+    assert torch.allclose(block(h, encoder), expected, atol=1e-6)
+    # multi-scale pooling of T = 4 frames at scales 1, 2: whole clip, then frames {0, 1} and {2, 3}
+    f = torch.arange(4.0)[None, :, None, None].expand(1, 4, 2, 1)
+    assert multiscale_temporal_pool(f, (1, 2)).flatten().tolist() == [1.5, 0.5, 2.5]
+
+
+def test_strl_blocks_share_one_encoder_and_take_a_pretrained_one_unchanged():
+    from skelact.engine.initialise import load_by_prefix
+    from skelact.methods.supervised import SupervisedMethod
+
+    mae = tiny_mae()
+    with torch.no_grad():
+        for p in mae.parameters():
+            p.add_(torch.randn_like(p))  # weights no fresh model has
+    strl = SupervisedMethod(STRL(num_classes=10, layout="nw_ucla20", in_channels=3, hidden_channels=8,
+                                 max_frames=16))
+    assert len([m for m in strl.modules() if m.__class__.__name__ == "GraphEncoder"]) == 1
+    init = yaml.safe_load((REPO / "configs" / "_base_" / "methods" / "strl.yaml").read_text())["init"]
+    source = mae.state_dict()
+    count = load_by_prefix(strl, source, init["source_prefix"], init["target_prefix"])
+    taken = {k[len(init["source_prefix"]):]: v for k, v in source.items() if k.startswith(init["source_prefix"])}
+    mine = strl.model.encoder.state_dict()
+    assert count == len(taken) == len(mine) and all(torch.equal(mine[k], v) for k, v in taken.items())
+    assert strl(torch.randn(2, 1, 16, 20, 3)).shape == (2, 10)
+
+
+def test_an_encoder_of_xy_moves_between_layouts():
+    """The adjacency belongs to the layout, not the weights: an NW-UCLA (x, y) encoder loads into Penn Action's."""
+    ucla = SkeletonGIN(num_classes=10, layout="nw_ucla20", in_channels=2)
+    penn = STRL(num_classes=15, layout="penn13", in_channels=2)
+    penn.encoder.load_state_dict(ucla.encoder.state_dict())
+    assert penn.encoder.adjacency.shape == (13, 13)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# real clips
+
+
+def test_a_tiny_pretraining_reduces_the_loss_on_real_nw_ucla_clips(shared_data):
+    from skelact.data.sources.nw_ucla import NWUCLASource
+    from skelact.data.transforms import Compose, sample_from_sequence
+
+    source = NWUCLASource(shared_data / "nw_ucla")
+    pipeline = Compose([{"type": "CenterOnJoint", "joint": 1, "frame": "first"}, {"type": "MinMaxNormalize"},
+                        {"type": "UclaSample", "window_size": 16, "test_mode": True}])
+    clips = []
+    for item in source.items()[::100][:12]:
+        seq = source.read(item)
+        sample = pipeline(sample_from_sequence(seq), np.random.default_rng(0))
+        clips.append(torch.from_numpy(np.ascontiguousarray(sample["keypoints"][:1], dtype=np.float32)))
+    x = torch.stack(clips)  # [12, 1, 16, 20, 3]
+    method = tiny_mae()
+    optimiser = torch.optim.AdamW(method.parameters(), lr=3e-3)
+
+    def loss_at(step: int) -> float:  # the same masks each time: compare like with like
+        with torch.no_grad():
+            method.step.fill_(step)
+            return float(method.training_step({"x": {"joint": x}})[0])
+
+    before = loss_at(0)
+    for _ in range(40):
+        loss, _, _ = method.training_step({"x": {"joint": x}})
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    after = loss_at(0)
+    assert after < 0.7 * before, (before, after)  # measured: 0.291 -> 0.154
