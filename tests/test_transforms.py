@@ -381,7 +381,8 @@ def test_center_on_joint_and_min_max_by_hand():
     np.testing.assert_array_equal(centred[1, 0], 0)  # an absent person stays absent
     np.testing.assert_allclose(centred[1, 1], [[-2, -5, -2], [-3, -4, -2], [-3, -5, -1]])
     each = CenterOnJoint(joint=0, frame="each")(sample_of(kp), None)["keypoints"]
-    np.testing.assert_allclose(each[0, 1], [[0, 0, 0], [2, 2, 2], [-2, -2, -2]])
+    # per frame, a missing (all-zero) joint stays missing instead of landing at minus the centre (issue 28)
+    np.testing.assert_allclose(each[0, 1], [[0, 0, 0], [2, 2, 2], [0, 0, 0]])
     np.testing.assert_array_equal(each[1, 0], 0)
     one = np.array([[[[1, 1, 1], [3, 5, 2], [2, 3, 1.5]]]], np.float32)
     np.testing.assert_allclose(MinMaxNormalize()(sample_of(one), None)["keypoints"][0, 0],

@@ -35,8 +35,9 @@ The reference implementation (LinguoLi/CrosSCLR ``net/crossclr_3views.py``, ``pr
   key encoder; the joint and bone key encoders stay frozen. Default (``null``): every view's key encoder is updated
   in both phases, as in the paper.
 
-The reference also switches phase after epoch ``cross_epoch`` counted from 0 with ``<=``, i.e. it runs 151
-single-view epochs for ``cross_epoch: 150``; ``single_view_epochs: 150`` here runs exactly 150.
+Phase switch: the reference counts epochs from 1 and runs the single-view phase while ``epoch <= cross_epoch``, i.e.
+exactly 150 single-view epochs for ``cross_epoch: 150``, then 150 cross-view epochs; ``single_view_epochs: 150``
+here (0-based epochs 0-149) runs the same 150 + 150.
 
 Config (``method.type: crossclr``; per-view settings under ``method.skeletonclr``, cross-view ones under
 ``method.crossclr``, see :class:`CrossViewSettings`).

@@ -48,7 +48,8 @@ Choices the paper leaves open, and where the public reference differs from the p
 * **Confidence.** The reference's threshold is 0 on the softmax probability, so every true positive is
   "confident"; ``confidence_threshold`` raises it.
 * **Which anchors are calibrated.** As we read the paper (and the issue), the compensation and penalty act on
-  confident anchors. The reference's default (``cl_version='V0'``, which produced the published numbers) applies
+  confident anchors. The reference's default (``cl_version='V0'``: the released default, so likely the
+  one behind the published numbers, but its result configs do not record it) applies
   them to every sample's true-class logit, weighted by ``1 - p_{i, y_i}``, so misclassified samples get the largest
   calibration; ``V1`` restricts them to true positives. ``anchors="all"`` (default, reference V0) or
   ``anchors="confident"`` (V1, the paper's wording).

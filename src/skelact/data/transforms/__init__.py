@@ -17,7 +17,10 @@ argument raises one :class:`~skelact.errors.ConfigError` naming it. :data:`PRESE
 =====================  ===========================================================================================
 ``ValidCropResize``    CTR-GCN ``valid_crop_resize`` (NTU): crop ratio in ``p_interval``, linear resize to 64
 ``RandomRotation``     CTR-GCN ``random_rot`` / pyskl ``RandomRot``: one x/y/z rotation per sample, +-0.3 rad
-``CenterOnJoint``      CTR-GCN NW-UCLA: subtract the first frame's spine joint (index 1)
+``CenterOnJoint``      CTR-GCN NW-UCLA: subtract the first frame's spine joint (index 1); ``frame: each``:
+                       CrosSCLR NTU: every frame on its own spine-shoulder joint
+``AlignShoulders``     CrosSCLR NTU: every frame turned about y so the shoulders lie along +x
+``InterpolateFrames``  CrosSCLR NTU: linear interpolation in time to 50 frames
 ``RandomViewRotation`` CTR-GCN NW-UCLA: random whole-degree x/y turns in +-60 and a scale in [0.5, 1.5]
 ``MinMaxNormalize``    CTR-GCN NW-UCLA: per-axis min-max to [-1, 1] over the sample
 ``UclaSample``         CTR-GCN NW-UCLA: 52 sorted draws (train) / evenly spaced frames (test)
@@ -50,6 +53,7 @@ from skelact.data.transforms.heatmap import (
     SubjectCrop,
 )
 from skelact.data.transforms.inputs import DEFAULT_INPUTS, ToInputs
+from skelact.data.transforms.interpolate import InterpolateFrames, interpolate_frames, interpolation_positions
 from skelact.data.transforms.modality import (
     MODALITIES,
     ToModality,
@@ -90,18 +94,21 @@ from skelact.data.transforms.temporal import (
     valid_crop_window,
 )
 from skelact.data.transforms.view import CenterOnJoint, MinMaxNormalize, PreNormalize3D, TorsoNormalize
+from skelact.data.transforms.view_alignment import AlignShoulders, shoulder_angles
 
 __all__ = [
     "DEFAULT_INPUTS",
     "MODALITIES",
     "PRESETS",
     "TRANSFORMS",
+    "AlignShoulders",
     "CenterOnJoint",
     "ClipPairs",
     "Compose",
     "Flip",
     "GenerateHeatmap",
     "HeatmapFlip",
+    "InterpolateFrames",
     "MinMaxNormalize",
     "PreNormalize3D",
     "RandomBoneScale",
@@ -128,6 +135,8 @@ __all__ = [
     "count_valid_frames",
     "ctrgcn_rotation",
     "flip_keypoints",
+    "interpolate_frames",
+    "interpolation_positions",
     "modality_name",
     "modality_scores",
     "motion",
@@ -138,6 +147,7 @@ __all__ = [
     "sample_from_sequence",
     "scale_bones",
     "shear_matrix",
+    "shoulder_angles",
     "temporal_crop_indices",
     "to_modality",
     "ucla_test_indices",

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from skelact.data.transforms.hold import hold_last_valid
 from skelact.data.transforms.registry import bad_argument, register_transform
 from skelact.data.transforms.rotation import linear_map, rotation_onto
 from skelact.data.transforms.sample import (
@@ -48,7 +49,10 @@ class CenterOnJoint:
 
     ``frame='first'`` (CTR-GCN's NW-UCLA feeder: joint 1, the spine, of the first frame) uses the first person's
     joint in the first frame where that person is present, for everyone and every frame; ``frame='each'`` centres
-    every person's every frame on its own joint. ``joint`` is an index or (with a layout) a joint name.
+    every person's every frame on its own joint (CrosSCLR's NTU pre-processing, on the spine-shoulder joint). With
+    ``each``, missing joints (all-zero) stay missing, and a frame whose centre joint is missing uses that person's
+    last measured centre (:func:`~skelact.data.transforms.hold.hold_last_valid`). ``joint`` is an index or (with a
+    layout) a joint name.
     """
 
     def __init__(self, joint: int | str = 1, frame: str = "first"):
@@ -63,7 +67,7 @@ class CenterOnJoint:
         x = kp.astype(np.float64)
         absent = absent_person_frames(kp)[..., None, None]
         if self.frame == "each":
-            centre = x[:, :, j:j + 1, :]
+            return updated(sample, keypoints=as_float32(_centre_each_frame(sample, x, j)))
         else:
             present = np.flatnonzero(~absent[0, :, 0, 0])
             if present.size == 0:
@@ -74,6 +78,22 @@ class CenterOnJoint:
 
     def __repr__(self) -> str:
         return f"CenterOnJoint(joint={self.joint!r}, frame={self.frame!r})"
+
+
+def _centre_each_frame(sample: Sample, x: np.ndarray, joint: int) -> np.ndarray:
+    """Every person's every frame minus that frame's ``joint``; missing joints stay at zero."""
+    present = np.any(x != 0, axis=-1)  # [M, T, V]
+    out = np.zeros_like(x)
+    for m in range(x.shape[0]):
+        measured = present[m, :, joint]
+        if not present[m].any():
+            continue  # absent throughout (padding, no second person): stays all-zero
+        if not measured.any():
+            raise DataError(f"CenterOnJoint: person {m} never shows joint {joint}, the joint to centre on",
+                            sample_name(sample), "keypoints")
+        centre = hold_last_valid(x[m, :, joint], measured)  # [T, C]
+        out[m] = np.where(present[m][..., None], x[m] - centre[:, None, :], 0.0)
+    return out
 
 
 @register_transform
