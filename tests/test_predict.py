@@ -89,7 +89,8 @@ def test_top_k_equals_the_runs_own_test_scores(run, long_test_sample, capsys):
     # the file's own label, as the run's labels.npy has it
     assert result["label"]["index"] == int(np.load(run / "labels.npy")[row])
     assert result["input"] == str(path.resolve()) and result["run"] == str(run.resolve())
-    assert result["checkpoint"] == str(run.resolve() / "checkpoints" / "best.ckpt")
+    # one default with test and export: the last checkpoint, not the run's evaluate.checkpoint (best, here)
+    assert result["checkpoint"] == str(run.resolve() / "checkpoints" / "last.ckpt")
 
     code, text, err = run_cli(capsys, "predict", run, path, "--top-k", "2")
     assert code == 0, err

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from skelact.commands.arguments import split_config_and_overrides
-from skelact.commands.report_lines import metrics_line, print_outputs
+from skelact.commands.report_lines import checkpoint_line, metrics_line, print_outputs
 from skelact.commands.test import test_checkpoint
 from skelact.config import LoadedConfig, load_config
 from skelact.engine import require_lightning
@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     metrics = json.loads((out / METRICS_FILE).read_text(encoding="utf-8"))
     print(f"run               {out}")
-    print(f"accuracy          {metrics_line(metrics)}   ({metrics.get('checkpoint')} checkpoint, epoch "
-          f"{metrics.get('epoch')}, {metrics['num_test_samples']} samples)")
+    print(f"accuracy          {metrics_line(metrics)}   {checkpoint_line(metrics)}")
     print_outputs(out)
     return 0
 

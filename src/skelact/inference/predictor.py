@@ -213,7 +213,7 @@ class Predictor:
                  log: Callable[[str], None] | None = None):
         from skelact.config import load_config, to_container
         from skelact.engine.build import build_pipeline_of, open_dataset_store
-        from skelact.engine.runs import CONFIG_FILE, run_checkpoint_path
+        from skelact.engine.runs import CONFIG_FILE, DEFAULT_CHECKPOINT, run_checkpoint_path
         from skelact.inference.onnx_export import load_inference_network
 
         from skelact.engine import require_lightning
@@ -223,9 +223,9 @@ class Predictor:
         self.loaded = load_config(self.run / CONFIG_FILE)
         cfg = self.loaded.cfg
         if self.checkpoint is None:
-            # by default the checkpoint the run was tested with (its evaluate.checkpoint, which its metrics.json
-            # reports), so a prediction uses the model whose accuracy the run states
-            self.checkpoint = run_checkpoint_path(self.run, checkpoint or str(cfg.evaluate.checkpoint))
+            # one rule with test and export: the last checkpoint unless asked (the best one is selected on the
+            # test set)
+            self.checkpoint = run_checkpoint_path(self.run, checkpoint or DEFAULT_CHECKPOINT)
         quiet = log or (lambda message: None)
         self.store = open_dataset_store(self.loaded, progress=False, log=quiet)
         self.layout = self.store.layout
