@@ -192,6 +192,8 @@ def test_layout_required_and_checked(per_file_root, tmp_path, ucla):
     with pytest.raises(LayoutError, match="has 20 joints but layout 'coco17' expects 17") as err:
         source.read(SAMPLES[0])
     assert err.value.path.endswith(f"{SAMPLES[0]}.npy")
+    # the file's own [T, V, C] shape, not the [M, T, V, C] the reader makes of it (issue 27, item 11)
+    assert f"array of shape {ucla[SAMPLES[0]].shape} has" in str(err.value)
 
     stacked = tmp_path / "stacked"
     stacked.mkdir()

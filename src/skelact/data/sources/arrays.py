@@ -354,11 +354,12 @@ class ArraySource(Source):
         if len(shape) not in (3, 4):
             raise DataError(f"expected [T, V, C] or [M, T, V, C], got shape {shape}", path)
         keypoints = _load(path, mmap=False)
+        if keypoints.ndim not in (3, 4):
+            raise DataError(f"expected [T, V, C] or [M, T, V, C], got shape {keypoints.shape}", path)
+        # checked before the person axis is added, so a message shows the file's own shape
+        self._check_joints(keypoints.shape[-2], keypoints.shape[-1], path, tuple(keypoints.shape))
         if keypoints.ndim == 3:
             keypoints = keypoints[None]
-        if keypoints.ndim != 4:
-            raise DataError(f"expected [T, V, C] or [M, T, V, C], got shape {keypoints.shape}", path)
-        self._check_joints(keypoints.shape[2], keypoints.shape[3], path, keypoints.shape)
         score_path = self.root / f"{name}.scores.npy"
         if not score_path.is_file():
             return keypoints, presence_scores(keypoints)
