@@ -232,7 +232,7 @@ def test_splits_from_columns(tmp_path, ucla):
     write_csv(tmp_path / "labels.csv", header, rows)
     splits = ArraySource(tmp_path, layout="nw_ucla20").splits_from_file()
     assert splits == {
-        "default": {"train": ["a01_s01_e00_v01", "a01_s02_e01_v02", "a03_s03_e02_v01", "a05_s04_e00_v02"],
+        "split": {"train": ["a01_s01_e00_v01", "a01_s02_e01_v02", "a03_s03_e02_v01", "a05_s04_e00_v02"],
                     "test": ["a02_s01_e00_v03", "a06_s01_e01_v03"]},
         "odd_subject": {"train": ["a01_s01_e00_v01", "a02_s01_e00_v03", "a03_s03_e02_v01", "a06_s01_e01_v03"]},
     }
