@@ -68,9 +68,10 @@ class DataConfig:
     format: Optional[str] = None
     #: the dataset's folder or file, relative to the data root (``$SKELACT_DATA``, else ``../shared/data``) or absolute
     source: Optional[str] = None
-    #: reader options passed to ``prepare``
+    #: reader options passed to ``prepare`` (a ``layout`` YAML path is relative to the config file that set it)
     options: Dict[str, Any] = field(default_factory=dict)
-    #: an already prepared store directory; when set, ``format`` / ``source`` are not used
+    #: an already prepared store directory, relative to the config file that set it (the current directory on the
+    #: command line); when set, ``format``, ``source`` and ``options`` are cleared (:func:`settle_paths`)
     store: Optional[str] = None
     #: a split recorded in the store (``cross_view``, ``xsub``, ...) and its two subsets
     split: Optional[str] = None
@@ -280,8 +281,40 @@ def load_config(path: str | PathLike | None, overrides: Sequence[str] = ()) -> L
     if cfg.experiment is None and path is not None:
         cfg.experiment = Path(path).stem
     loaded = LoadedConfig(cfg=cfg, sources=sources, path=None if path is None else Path(path))
+    settle_paths(loaded)
     _check_values(loaded)
     return loaded
+
+
+#: config keys that hold a path (``data.options.layout`` only when it names a .yaml/.yml file, not a built-in)
+PATH_KEYS = ("data.store", "init.from_run", "data.options.layout")
+
+
+def settle_paths(loaded: LoadedConfig) -> None:
+    """The one rule for relative paths in configs (issue 27, item 4): a relative path is relative to the config
+    file that set it (to the current directory when the command line set it); each is made absolute here, so a
+    run's ``config.yaml`` says what the run used. ``data.source`` is the one exception: it names a dataset under the
+    data root (``$SKELACT_DATA``). When ``data.store`` is set, ``data.format``, ``data.source`` and
+    ``data.options`` are cleared: the run reads the store, and its config must not claim another dataset."""
+    from omegaconf import OmegaConf
+
+    cfg = loaded.cfg
+    for key in PATH_KEYS:
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, str) or not value:
+            continue
+        if key == "data.options.layout" and not value.endswith((".yaml", ".yml")):
+            continue  # a built-in layout's name
+        given = Path(value).expanduser()
+        if given.is_absolute():
+            continue
+        setter = loaded.source_of(key)
+        base = Path(setter).parent if setter and setter != COMMAND_LINE and Path(setter).is_file() else Path.cwd()
+        OmegaConf.update(cfg, key, str((base / given).resolve()), merge=False)
+    if cfg.data.store is not None:
+        cfg.data.format = None
+        cfg.data.source = None
+        cfg.data.options = {}
 
 
 class StaleModelKeys:
@@ -375,6 +408,7 @@ def merge_layer(loaded: LoadedConfig, layer: dict, source: str) -> LoadedConfig:
     for key in _leaf_keys(layer):
         sources[key] = source
     merged = LoadedConfig(cfg=cfg, sources=sources, path=loaded.path)
+    settle_paths(merged)
     _check_values(merged)
     return merged
 
