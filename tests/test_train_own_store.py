@@ -69,3 +69,17 @@ def test_train_store_with_a_shipped_config(shared_data, tmp_path, capsys):
     assert saved["data"]["test_pipeline"] == to_container(load_config(QUICK).cfg.data.test_pipeline)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["num_test_samples"] == 3 and "(last checkpoint, epoch 1, 3 samples)" in out
+
+
+def test_shipped_pipelines_name_joints_never_by_index():
+    """issue 27, item 5: `CenterOnJoint joint: 1` was the spine only in Kinect v1 order, and silently another joint
+    in a user's order; the shipped configs name it."""
+    configs = sorted((REPO / "configs").rglob("*.yaml"))
+    steps = []
+    for path in configs:
+        if "_base_" in path.parts and "datasets" not in path.parts:
+            continue
+        data = yaml.safe_load(path.read_text()).get("data") or {}
+        for key in ("train_pipeline", "test_pipeline"):
+            steps.extend(s for s in data.get(key) or [] if isinstance(s, dict) and "joint" in s)
+    assert steps and all(isinstance(s["joint"], str) for s in steps), steps
