@@ -128,6 +128,17 @@ def test_test_reproduces_the_training_metrics(runs, capsys):
         assert again[key] == trained[key], key
     np.testing.assert_array_equal(np.load(run / "scores.npy"), trained_scores)
     assert f"top1 {trained['top1']:.2f} %" in out and printed_path(out, "metrics") == run / "metrics.json"
+    # a figure of the best checkpoint says it was chosen on the test set, in the output and in metrics.json
+    assert "(best checkpoint" in out and "selected on the test set" in out and again["selected_on_test_set"]
+
+
+def test_test_defaults_to_the_last_checkpoint(runs, capsys):
+    run, _ = runs
+    code, out, err = run_cli(capsys, "test", run)
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["checkpoint"] == "last" and metrics["selected_on_test_set"] is False
+    assert "(last checkpoint" in out and "selected on the test set" not in out
 
 
 def test_ensemble_of_two_runs(runs, capsys, tmp_path):

@@ -440,7 +440,10 @@ def test_cached_store_is_reused(ucla_store, store_cache, monkeypatch):
     monkeypatch.setenv("SKELACT_CACHE", str(store_cache))
     said = []
     again = open_or_prepare("nw-ucla", "nw_ucla", progress=False, log=said.append)
-    assert again.path == ucla_store.path and said == []  # no second prepare
+    # no second prepare; one line names the cached store and when it was made (issue 27, item 8)
+    assert again.path == ucla_store.path
+    assert said == [f"using the cached store {again.path} (made {again.manifest['created']} from nw-ucla "
+                    f"{again.manifest['source']['path']}; a changed source file, layout or reader makes a new one)"]
     assert len(again) == 1484 and again.split("cross_view", "test").size == 464
 
 

@@ -138,13 +138,14 @@ def test_the_description_matches_the_run(frhead_run, exported, capsys):
     assert info["check"]["max_abs_diff"] < TOLERANCE and len(info["check"]["samples"]) == 4
 
 
-def test_default_checkpoint_is_best_and_the_difference_is_printed(frhead_run, tmp_path, capsys):
-    """The best checkpoint by default; the printed difference is the one the JSON records."""
+def test_default_checkpoint_is_last_and_the_difference_is_printed(frhead_run, tmp_path, capsys):
+    """The last checkpoint by default (issue 27: the best one is selected on the test set); the printed difference
+    is the one the JSON records."""
     out = tmp_path / "sub" / "model.onnx"
     assert main(["export", str(frhead_run), "--onnx", str(out)]) == 0
     printed = capsys.readouterr().out
     info = json.loads(out.with_suffix(".json").read_text())
-    assert info["source"]["checkpoint"] == "best"
+    assert info["source"]["checkpoint"] == "last" and "selected on the test set" not in printed
     assert f"max abs diff {info['check']['max_abs_diff']:.3g}" in printed
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
 

@@ -89,7 +89,8 @@ def test_top_k_equals_the_runs_own_test_scores(run, long_test_sample, capsys):
     # the file's own label, as the run's labels.npy has it
     assert result["label"]["index"] == int(np.load(run / "labels.npy")[row])
     assert result["input"] == str(path.resolve()) and result["run"] == str(run.resolve())
-    assert result["checkpoint"] == str(run.resolve() / "checkpoints" / "best.ckpt")
+    # one default with test and export: the last checkpoint, not the run's evaluate.checkpoint (best, here)
+    assert result["checkpoint"] == str(run.resolve() / "checkpoints" / "last.ckpt")
 
     code, text, err = run_cli(capsys, "predict", run, path, "--top-k", "2")
     assert code == 0, err
@@ -254,3 +255,36 @@ def test_video_predict_and_render(penn_run, pose_extra, shared_data, capsys, tmp
     assert result["kind"] == "video" and result["frames"] == source_frames and result["layout"] == "penn13"
     assert rendered_frames == source_frames and len(result["topk"]) == 3
     assert result["timeline"][-1]["end"] == source_frames
+
+
+def test_the_users_own_array_file_with_the_runs_layout(run, long_test_sample, capsys, tmp_path):
+    """issue 27, item 9: a plain [T, V, C] .npy is read with the run's layout, and classified as the same clip
+    read from its JSON file is."""
+    path, _ = long_test_sample
+    clip = np.asarray(json.loads(path.read_text())["skeletons"], dtype=np.float32)  # (T, 20, 3), metres
+    mine = tmp_path / "my clip.npy"
+    np.save(mine, clip)
+    code, out, err = run_cli(capsys, "predict", run, path, "--json", "--top-k", "3")
+    assert code == 0, err
+    from_json = json.loads(out)
+    for extra in ([], ["--format", "arrays"]):
+        code, out, err = run_cli(capsys, "predict", run, mine, "--json", "--top-k", "3", *extra)
+        assert code == 0, err
+        from_array = json.loads(out)
+        assert [c["index"] for c in from_array["topk"]] == [c["index"] for c in from_json["topk"]]
+        np.testing.assert_allclose([c["prob"] for c in from_array["topk"]],
+                                   [c["prob"] for c in from_json["topk"]], rtol=1e-5)
+        assert from_array["kind"] == "array"
+
+    wrong = tmp_path / "coco.npy"
+    np.save(wrong, np.ones((30, 17, 2), dtype=np.float32))
+    line = one_line_error(capsys, "predict", run, wrong)
+    assert "array of shape (30, 17, 2) has 17 joints but the run's layout 'nw_ucla20' has 20" in line
+    assert "PosixPath" not in line and str(wrong) in line
+
+
+def test_messages_show_bare_paths():
+    from skelact.errors import DataError
+
+    err = DataError(f"expected a file, got {Path('/data/my clips/a.npy')!r}", Path("/data"), "INPUT")
+    assert str(err) == "/data: INPUT: expected a file, got /data/my clips/a.npy"

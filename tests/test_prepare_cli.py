@@ -440,8 +440,8 @@ def test_layout_and_source_splits_reach_the_arrays_reader(tmp_path):
     store = SkeletonStore(out)
     assert store.layout.name == "coco17" and store.num_joints == 17 and store.coords == 2
     assert store.frames.tolist() == [10, 11, 12, 13]
-    assert store.split("default", "train").tolist() == [0, 1, 2]
-    assert store.split("default", "test").tolist() == [3]
+    assert store.split("split", "train").tolist() == [0, 1, 2]  # named after its column (issue 27, item 2)
+    assert store.split("split", "test").tolist() == [3]
     np.testing.assert_array_equal(store[2].keypoints[0], np.load(src / "clip2.npy"))
 
 

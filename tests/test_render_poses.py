@@ -177,7 +177,8 @@ def test_a_config_prepares_the_rendered_store_on_first_use(labels, tmp_path, mon
     assert first.names == list(CLIPS[:2]) and first.video(0).width == 32
     assert first.path.parent == tmp_path / "cache" and any("first use" in m for m in messages)
     again = open_or_prepare("penn-action-rendered", "penn", {"size": 32}, progress=False, log=messages.append)
-    assert again.path == first.path and len(messages) == 2  # reused: nothing prepared, nothing said
+    assert again.path == first.path and len(messages) == 3  # reused: nothing prepared, one line says which
+    assert messages[-1].startswith(f"using the cached store {first.path} (made {first.manifest['created']}")
     assert decode(again.video_path(1)).shape == (first[1].num_frames, 32, 32, 3)
 
 

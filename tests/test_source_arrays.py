@@ -192,6 +192,8 @@ def test_layout_required_and_checked(per_file_root, tmp_path, ucla):
     with pytest.raises(LayoutError, match="has 20 joints but layout 'coco17' expects 17") as err:
         source.read(SAMPLES[0])
     assert err.value.path.endswith(f"{SAMPLES[0]}.npy")
+    # the file's own [T, V, C] shape, not the [M, T, V, C] the reader makes of it (issue 27, item 11)
+    assert f"array of shape {ucla[SAMPLES[0]].shape} has" in str(err.value)
 
     stacked = tmp_path / "stacked"
     stacked.mkdir()
@@ -230,7 +232,7 @@ def test_splits_from_columns(tmp_path, ucla):
     write_csv(tmp_path / "labels.csv", header, rows)
     splits = ArraySource(tmp_path, layout="nw_ucla20").splits_from_file()
     assert splits == {
-        "default": {"train": ["a01_s01_e00_v01", "a01_s02_e01_v02", "a03_s03_e02_v01", "a05_s04_e00_v02"],
+        "split": {"train": ["a01_s01_e00_v01", "a01_s02_e01_v02", "a03_s03_e02_v01", "a05_s04_e00_v02"],
                     "test": ["a02_s01_e00_v03", "a06_s01_e01_v03"]},
         "odd_subject": {"train": ["a01_s01_e00_v01", "a02_s01_e00_v03", "a03_s03_e02_v01", "a06_s01_e01_v03"]},
     }

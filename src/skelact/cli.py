@@ -16,14 +16,14 @@ import sys
 from collections.abc import Sequence
 
 from skelact import __version__
-from skelact.commands import (ensemble, evaluate, export, export_pyskl, extract_poses, info, layouts, plot_features,
-                              predict, prepare, pretrain, test, train)
+from skelact.commands import (ensemble, evaluate, export, export_pyskl, extract_poses, formats, info, layouts,
+                              plot_features, predict, prepare, pretrain, test, train)
 from skelact.errors import SkelactError, disk_full_error, is_disk_full
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 #: the commands, in the order ``skelact --help`` lists them
-COMMANDS = (prepare, info, layouts, export_pyskl, train, pretrain, evaluate, test, ensemble, export, predict,
+COMMANDS = (prepare, formats, info, layouts, export_pyskl, train, pretrain, evaluate, test, ensemble, export, predict,
             plot_features, extract_poses)
 
 

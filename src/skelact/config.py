@@ -46,6 +46,9 @@ from skelact.errors import ConfigError
 #: where a key came from when it was set on the command line
 COMMAND_LINE = "command line"
 BASE_KEY = "_base_"
+#: ``model: {_replace_: true, ...}`` (or ``model._replace_=true``): this layer's section replaces the one composed so
+#: far instead of merging into it
+REPLACE_KEY = "_replace_"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -65,9 +68,10 @@ class DataConfig:
     format: Optional[str] = None
     #: the dataset's folder or file, relative to the data root (``$SKELACT_DATA``, else ``../shared/data``) or absolute
     source: Optional[str] = None
-    #: reader options passed to ``prepare``
+    #: reader options passed to ``prepare`` (a ``layout`` YAML path is relative to the config file that set it)
     options: Dict[str, Any] = field(default_factory=dict)
-    #: an already prepared store directory; when set, ``format`` / ``source`` are not used
+    #: an already prepared store directory, relative to the config file that set it (the current directory on the
+    #: command line); when set, ``format``, ``source`` and ``options`` are cleared (:func:`settle_paths`)
     store: Optional[str] = None
     #: a split recorded in the store (``cross_view``, ``xsub``, ...) and its two subsets
     split: Optional[str] = None
@@ -263,15 +267,139 @@ def load_config(path: str | PathLike | None, overrides: Sequence[str] = ()) -> L
 
     cfg = OmegaConf.structured(ExperimentConfig)
     sources: dict[str, str] = {}
+    stale = StaleModelKeys()
     for source, layer in layers:
+        layer, replaced = _take_replace_marks(layer, source)
+        for section in replaced:
+            cfg = _reset_section(cfg, section, source)
+            sources = {k: v for k, v in sources.items() if not _is_under(k, section)}
+            stale.forget_under(section)
+        old_type = cfg.model.get("type")
         cfg = _merge_checked(cfg, layer, source)
+        stale.update(cfg, layer, source, old_type, sources)
         for key in _leaf_keys(layer):
             sources[key] = source
+    stale.check(cfg)
     if cfg.experiment is None and path is not None:
         cfg.experiment = Path(path).stem
     loaded = LoadedConfig(cfg=cfg, sources=sources, path=None if path is None else Path(path))
+    settle_paths(loaded)
     _check_values(loaded)
     return loaded
+
+
+#: config keys that hold a path (``data.options.layout`` only when it names a .yaml/.yml file, not a built-in)
+PATH_KEYS = ("data.store", "init.from_run", "data.options.layout")
+
+
+def settle_paths(loaded: LoadedConfig) -> None:
+    """The one rule for relative paths in configs (issue 27, item 4): a relative path is relative to the config
+    file that set it (to the current directory when the command line set it); each is made absolute here, so a
+    run's ``config.yaml`` says what the run used. ``data.source`` is the one exception: it names a dataset under the
+    data root (``$SKELACT_DATA``). When ``data.store`` is set, ``data.format``, ``data.source`` and
+    ``data.options`` are cleared: the run reads the store, and its config must not claim another dataset."""
+    from omegaconf import OmegaConf
+
+    cfg = loaded.cfg
+    for key in PATH_KEYS:
+        value = OmegaConf.select(cfg, key)
+        if not isinstance(value, str) or not value:
+            continue
+        if key == "data.options.layout" and not value.endswith((".yaml", ".yml")):
+            continue  # a built-in layout's name
+        given = Path(value).expanduser()
+        if given.is_absolute():
+            continue
+        setter = loaded.source_of(key)
+        base = Path(setter).parent if setter and setter != COMMAND_LINE and Path(setter).is_file() else Path.cwd()
+        OmegaConf.update(cfg, key, str((base / given).resolve()), merge=False)
+    if cfg.data.store is not None:
+        cfg.data.format = None
+        cfg.data.source = None
+        cfg.data.options = {}
+
+
+class StaleModelKeys:
+    """``model.*`` keys set for one model type that are still there after a later layer changed ``model.type``
+    (issue 27, item 7: ST-GCN over a CTR-GCN config kept ``strategy: inward_outward``, which ST-GCN also takes, and
+    would have trained on the wrong partition). A key is forgiven when a layer at or after the change sets it
+    again, or when ``model: {_replace_: true}`` starts the section afresh; any other is an error naming it."""
+
+    def __init__(self) -> None:
+        #: key under model -> (where it was set, the model type it was set for, where model.type changed)
+        self.keys: dict[str, tuple[str, str, str]] = {}
+
+    def update(self, cfg: Any, layer: dict, source: str, old_type: Any, sources: dict[str, str]) -> None:
+        given = layer.get("model") if isinstance(layer.get("model"), dict) else {}
+        new_type = cfg.model.get("type")
+        if old_type and new_type != old_type:
+            for key in cfg.model:
+                if key != "type" and key not in given and key not in self.keys:
+                    setter = next((v for k, v in sources.items() if _is_under(k, f"model.{key}")), "a base")
+                    self.keys[key] = (setter, str(old_type), source)
+        for key in given:
+            self.keys.pop(key, None)
+
+    def forget_under(self, section: str) -> None:
+        if section == "model" or section == "":
+            self.keys.clear()
+        for key in [k for k in self.keys if _is_under(f"model.{k}", section)]:
+            del self.keys[key]
+
+    def check(self, cfg: Any) -> None:
+        if not self.keys:
+            return
+        from skelact.models import MODELS
+
+        if cfg.model.get("type") not in MODELS:
+            return  # an unknown type is the first thing to fix; building the model names the known ones
+        first = next(iter(self.keys))
+        setter, old_type, changed = self.keys[first]
+        names = ", ".join(f"model.{k}" for k in self.keys)
+        raise ConfigError(
+            f"set by {setter} for model {old_type!r}, but model.type is now {cfg.model.get('type')!r} (set by "
+            f"{changed}); a model's settings do not carry over to another model ({names}): start the model "
+            f"section afresh with model._replace_=true before model.type=... on the command line (or "
+            f"'model: {{_replace_: true, type: ...}}' in a file), or set each key again", changed, f"model.{first}")
+
+
+def _is_under(key: str, section: str) -> bool:
+    return section == "" or key == section or key.startswith(section + ".")
+
+
+def _take_replace_marks(layer: dict, source: str, prefix: str = "") -> tuple[dict, list[str]]:
+    """``layer`` without its ``_replace_`` keys, and the dotted sections they marked: a mapping that says
+    ``_replace_: true`` replaces the section below it instead of merging into it."""
+    out: dict = {}
+    marked: list[str] = []
+    for key, value in layer.items():
+        where = f"{prefix}.{key}" if prefix else str(key)
+        if key == REPLACE_KEY:
+            if value is not True and value is not False:
+                raise ConfigError(f"expected true or false, got {value!r}", source, where)
+            if value:
+                marked.append(prefix)
+        elif isinstance(value, dict):
+            out[key], inner = _take_replace_marks(value, source, where)
+            marked.extend(inner)
+        else:
+            out[key] = value
+    return out, marked
+
+
+def _reset_section(cfg: Any, section: str, source: str) -> Any:
+    """``cfg`` with ``section`` (dotted) back to the schema's default: ``{}`` for an open mapping like ``model``."""
+    from omegaconf import DictConfig, OmegaConf
+
+    where = f"{section}.{REPLACE_KEY}" if section else REPLACE_KEY
+    if not section:
+        raise ConfigError("a whole config cannot be replaced; mark a section (e.g. model._replace_)", source, where)
+    current = OmegaConf.select(cfg, section)
+    if current is not None and not isinstance(current, DictConfig):
+        raise ConfigError("only a mapping section can be replaced (a list is always replaced whole)", source, where)
+    default = OmegaConf.select(OmegaConf.structured(ExperimentConfig), section)
+    OmegaConf.update(cfg, section, default if isinstance(default, DictConfig) else {}, merge=False)
+    return cfg
 
 
 def merge_layer(loaded: LoadedConfig, layer: dict, source: str) -> LoadedConfig:
@@ -282,6 +410,7 @@ def merge_layer(loaded: LoadedConfig, layer: dict, source: str) -> LoadedConfig:
     for key in _leaf_keys(layer):
         sources[key] = source
     merged = LoadedConfig(cfg=cfg, sources=sources, path=loaded.path)
+    settle_paths(merged)
     _check_values(merged)
     return merged
 

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 from os import PathLike
+
+
+#: ``PosixPath('/x')``, ``WindowsPath('C:/x')``, ``PurePosixPath("x")``: how ``repr`` shows a path
+_PATH_REPR = re.compile(r"\b(?:Pure)?(?:Posix|Windows)?Path\((['\"])(.*?)\1\)")
 
 
 class SkelactError(Exception):
     """A user-facing error: ``<path>: <field>: <message>`` on one line."""
 
     def __init__(self, message: str, path: str | PathLike | None = None, field: str | None = None):
-        self.message = message
+        # a path formatted with !r reads PosixPath('...') to a user; every message shows the bare path instead
+        self.message = _PATH_REPR.sub(lambda m: m.group(2), str(message))
         self.path = None if path is None else str(path)
         self.field = field
         super().__init__(self.__str__())

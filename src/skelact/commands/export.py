@@ -15,7 +15,10 @@ DESCRIPTION = ("Export the inference network of a run (the backbone, without tra
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN")
     p.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    from skelact.engine.runs import CHECKPOINT_NAMES, DEFAULT_CHECKPOINT, TEST_SELECTED_NOTE
+
+    p.add_argument("--checkpoint", choices=CHECKPOINT_NAMES, default=DEFAULT_CHECKPOINT,
+                   help=f"default: {DEFAULT_CHECKPOINT} ({TEST_SELECTED_NOTE})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,10 @@ def format_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def percent(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.2f} %" if whole else "0 %"
+
+
 def run(args: argparse.Namespace) -> int:
     from skelact.data.store import SkeletonStore
 
@@ -42,6 +46,13 @@ def run(args: argparse.Namespace) -> int:
         f"videos    {info['num_videos']} under {info['video_root']} (no keypoints: skelact extract-poses adds them)",
         f"frames    min {fr['min']}, mean {fr['mean']:.1f}, max {fr['max']} ({fr['total']} in all)",
     ]
+    gaps = info["missing"]
+    if gaps is not None:
+        lines.append(f"missing   {gaps['missing_joints']} of {gaps['joint_slots']} joints "
+                     f"({percent(gaps['missing_joints'], gaps['joint_slots'])}, all coordinates 0); "
+                     f"{gaps['empty_frames']} of {gaps['frames']} frames empty "
+                     f"({percent(gaps['empty_frames'], gaps['frames'])}, in {gaps['samples_with_empty_frames']} "
+                     "samples)")
     if info["layout"] and info["num_videos"]:
         lines.append(f"videos    {info['num_videos']} under {info['video_root']}, aligned with the keypoints")
     for split, subsets in info["splits"].items():

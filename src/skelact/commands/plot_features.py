@@ -22,7 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=("tsne", "pca"), default="tsne")
     parser.add_argument("--pairs", type=int, default=3, help="most confused pairs whose classes are shown")
     parser.add_argument("--classes", help="comma-separated class indices instead of the confused pairs")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    from skelact.engine.runs import CHECKPOINT_NAMES, DEFAULT_CHECKPOINT, TEST_SELECTED_NOTE
+
+    parser.add_argument("--checkpoint", choices=CHECKPOINT_NAMES, default=DEFAULT_CHECKPOINT,
+                        help=f"default: {DEFAULT_CHECKPOINT} ({TEST_SELECTED_NOTE})")
     parser.add_argument("--seed", type=int, default=0)
 
 

@@ -30,8 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timeline stride in frames (default: half the window)")
     parser.add_argument("--render", default=None, metavar="OUT.mp4",
                         help="write the video with the skeleton and the current top action (video input only)")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
-                        help="default: the one the run was tested with (its evaluate.checkpoint)")
+    from skelact.engine.runs import CHECKPOINT_NAMES, DEFAULT_CHECKPOINT, TEST_SELECTED_NOTE
+
+    parser.add_argument("--checkpoint", choices=CHECKPOINT_NAMES, default=DEFAULT_CHECKPOINT,
+                        help=f"default: {DEFAULT_CHECKPOINT} ({TEST_SELECTED_NOTE})")
     parser.add_argument("--mirrored", action="store_true",
                         help="the video is a mirror image (NTU RGB+D's colour videos are): swap left and right")
     parser.add_argument("--trust-pickle", action="store_true",

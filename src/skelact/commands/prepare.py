@@ -14,7 +14,8 @@ from skelact.errors import ConfigError
 
 NAME = "prepare"
 HELP = "convert a dataset into a skelact store"
-DESCRIPTION = "Read every sample of a dataset in FORMAT under SRC and write the store OUT."
+DESCRIPTION = ("Read every sample of a dataset in FORMAT under SRC and write the store OUT. `skelact formats` lists "
+               "the formats; `skelact formats FORMAT` describes one (files, columns, shapes, units, missing joints).")
 # prepare builds the store under a temporary name and renames it at the end
 INTERRUPTED = "interrupted; nothing was written"
 #: keyword names of prepare() itself, which --option must not shadow

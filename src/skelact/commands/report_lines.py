@@ -11,6 +11,16 @@ def metrics_line(metrics: dict[str, Any]) -> str:
             f"mean class acc {metrics['mean_class_acc']:.2f} %")
 
 
+def checkpoint_line(metrics: dict[str, Any]) -> str:
+    """``(last checkpoint, epoch 5, 40 samples)``; a figure of the ``best`` checkpoint says it was selected on the
+    test set."""
+    from skelact.engine.runs import checkpoint_note
+
+    which = str(metrics.get("checkpoint"))
+    return (f"({which} checkpoint, epoch {metrics.get('epoch')}, {metrics['num_test_samples']} samples"
+            f"{checkpoint_note(which)})")
+
+
 def print_outputs(directory: Any) -> None:
     """The result files a test or an ensemble wrote, the confusion-matrix image first."""
     from skelact.evaluation.report import CONFUSION_CSV, CONFUSION_PNG, METRICS_FILE, PER_CLASS_CSV

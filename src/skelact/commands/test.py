@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from skelact.commands.report_lines import metrics_line, print_outputs
+from skelact.commands.report_lines import checkpoint_line, metrics_line, print_outputs
 from skelact.config import LoadedConfig, load_config
 from skelact.engine import require_lightning
-from skelact.engine.runs import (CONFIG_FILE, RunLog, checked_run_dir, disk_full_as_error, evaluation_output_size,
+from skelact.engine.runs import (CHECKPOINT_NAMES, CONFIG_FILE, DEFAULT_CHECKPOINT, TEST_SELECTED_NOTE, RunLog,
+                                 checkpoint_note, checked_run_dir, disk_full_as_error, evaluation_output_size,
                                  hold_run_dir, run_checkpoint_path)
 from skelact.errors import RunError
 
@@ -28,19 +29,19 @@ DESCRIPTION = ("Test a run's checkpoint on its test subset; writes metrics.json,
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--checkpoint", choices=CHECKPOINT_NAMES, default=DEFAULT_CHECKPOINT,
+                   help=f"default: {DEFAULT_CHECKPOINT} ({TEST_SELECTED_NOTE})")
 
 
 def run(args: argparse.Namespace) -> int:
     metrics = test_command(args.run, args.checkpoint)
-    print(f"accuracy          {metrics_line(metrics)}   ({args.checkpoint} checkpoint, epoch {metrics.get('epoch')}, "
-          f"{metrics['num_test_samples']} samples)")
+    print(f"accuracy          {metrics_line(metrics)}   {checkpoint_line(metrics)}")
     print_outputs(args.run)
     return 0
 
 
 
-def test_command(run_dir: str | PathLike, checkpoint: str = "best") -> dict[str, Any]:
+def test_command(run_dir: str | PathLike, checkpoint: str = DEFAULT_CHECKPOINT) -> dict[str, Any]:
     """Re-evaluate the ``best`` or ``last`` checkpoint of a run on its test subset.
 
     Writes into the run directory ``metrics.json`` (``top1``, ``top5``, ``mean_class_acc`` in percent, ``epoch``
@@ -110,6 +111,7 @@ def test_checkpoint(loaded: LoadedConfig, run: Path, which: str, *, store: Any =
         extra = {
             "epoch": epoch,
             "checkpoint": which,
+            "selected_on_test_set": which == "best",
             "checkpoint_path": str(ckpt_path),
             "global_step": int(checkpoint.get("global_step", 0)),
             "experiment": cfg.experiment,
@@ -119,6 +121,7 @@ def test_checkpoint(loaded: LoadedConfig, run: Path, which: str, *, store: Any =
         }
         metrics = write_report(run, scores, labels, store.class_names, names, extra=extra)
     log(f"test ({which} checkpoint, epoch {epoch}, {len(labels)} samples): top1 {metrics['top1']:.2f} %, "
-        f"top5 {metrics['top5']:.2f} %, mean class {metrics['mean_class_acc']:.2f} %; wrote {run / 'metrics.json'}")
+        f"top5 {metrics['top5']:.2f} %, mean class {metrics['mean_class_acc']:.2f} %{checkpoint_note(which)}; "
+        f"wrote {run / 'metrics.json'}")
     return metrics
 

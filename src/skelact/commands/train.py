@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from skelact.commands.arguments import split_config_and_overrides
-from skelact.commands.report_lines import metrics_line, print_outputs
+from skelact.commands.report_lines import checkpoint_line, metrics_line, print_outputs
 from skelact.commands.test import test_checkpoint
 from skelact.config import LoadedConfig, load_config
 from skelact.engine import require_lightning
@@ -45,12 +45,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the config YAML, then overrides; with --resume only overrides (e.g. epochs=80)")
     p.add_argument("--run-dir", default=None, metavar="DIR", help="where to write the run")
     p.add_argument("--resume", default=None, metavar="RUN", help="continue RUN from its last checkpoint")
+    p.add_argument("--store", default=None, metavar="STORE",
+                   help="train on this prepared store (skelact prepare) with CONFIG's model, pipelines and schedule: "
+                        "the same as data.store=STORE; give data.split=NAME when the store's split is not CONFIG's")
 
 
 def run(args: argparse.Namespace) -> int:
     from skelact.evaluation.report import METRICS_FILE
 
     config, overrides = split_config_and_overrides(args.items, args.resume)
+    if args.store is not None:
+        if args.resume is not None:
+            raise ConfigError("a resumed run keeps its own store; --store is for a new run", field="--store")
+        # first, so that the user's own key=value items still come after it
+        overrides = [f"data.store={Path(args.store).expanduser().resolve()}", *overrides]
     try:
         out = train_command(config, overrides, run_dir=args.run_dir, resume=args.resume)
     except TrainingInterrupted as e:
@@ -65,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     metrics = json.loads((out / METRICS_FILE).read_text(encoding="utf-8"))
     print(f"run               {out}")
-    print(f"accuracy          {metrics_line(metrics)}   ({metrics.get('checkpoint')} checkpoint, epoch "
-          f"{metrics.get('epoch')}, {metrics['num_test_samples']} samples)")
+    print(f"accuracy          {metrics_line(metrics)}   {checkpoint_line(metrics)}")
     print_outputs(out)
     return 0
 

@@ -7,7 +7,11 @@ used as it is.
 
 The first run prepares the store (:func:`skelact.data.prepare.prepare`) into the *cache*: ``$SKELACT_CACHE`` when
 set, else ``~/.cache/skelact/stores``, in a directory named after a hash of what determines its content (format,
-resolved source path, reader options, store format version, the reader's version). Later runs open it directly.
+resolved source path, reader options, store format version, the reader's version) and of the source's files as
+they are now: the relative path, size and modification time of every file under the source, and the bytes of every
+file a reader option names (a layout YAML, a split file). So an edited ``labels.csv`` or layout gives a new store
+rather than the old one without a word (issue 27, item 8). Later runs open it directly and say which cached store
+they use and when it was made.
 ``prepare`` builds the store under a temporary name and renames it into place, so an interrupted first run leaves
 no half store. Two runs that start together on a cold cache do not both prepare: the first takes the store's lock
 (``.<store>.lock`` beside it, :func:`skelact.locking.lock_beside`), the second says it is waiting for that process,
@@ -62,12 +66,54 @@ def resolve_source(source: str | PathLike) -> Path:
     return path.resolve()
 
 
+def source_fingerprint(source: Path) -> str:
+    """A hash of the relative path, size and modification time (ns) of every file under ``source`` (or of
+    ``source`` itself when it is a file): what changes when a user edits, adds or removes a file, without reading
+    the data."""
+    digest = hashlib.sha256()
+
+    def add(path: Path, name: str) -> None:
+        try:
+            st = path.stat()
+        except OSError:
+            return  # vanished while we looked (or a dangling link): the reader will say so
+        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+
+    if source.is_file():
+        add(source, source.name)
+        return digest.hexdigest()
+    for folder, dirs, files in os.walk(source):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(folder) / name
+            add(path, path.relative_to(source).as_posix())
+    return digest.hexdigest()
+
+
+def option_file_digests(source: Path, options: Mapping[str, Any]) -> dict[str, str]:
+    """``{option: sha256 of the file's bytes}`` for every option naming an existing file (relative to the current
+    directory, as layouts are looked up, or to the source, as split files are)."""
+    out = {}
+    for key, value in sorted(options.items()):
+        if not isinstance(value, (str, PathLike)) or not str(value):
+            continue
+        for candidate in (Path(value).expanduser(), source / str(value)):
+            try:
+                if candidate.is_file():
+                    out[key] = hashlib.sha256(candidate.read_bytes()).hexdigest()
+                    break
+            except OSError:
+                continue
+    return out
+
+
 def store_key(fmt: str, source: Path, options: Mapping[str, Any] | None = None) -> str:
-    """A short hash of everything that decides a prepared store's content."""
+    """A short hash of everything that decides a prepared store's content (see the module docstring)."""
     from skelact.data.sources import FORMATS, source_class
     from skelact.data.store import FORMAT_VERSION
 
-    key = {"format": fmt, "source": str(source), "options": dict(options or {}), "store_format_version": FORMAT_VERSION}
+    key = {"format": fmt, "source": str(source), "options": dict(options or {}), "store_format_version": FORMAT_VERSION,
+           "files": source_fingerprint(source), "option_files": option_file_digests(source, dict(options or {}))}
     reader_version = source_class(fmt).reader_version if fmt in FORMATS else 1
     if reader_version != 1:  # version 1 leaves the key as it was before readers had versions
         key["reader_version"] = reader_version
@@ -106,7 +152,11 @@ def open_or_prepare(fmt: str, source: str | PathLike, options: Mapping[str, Any]
                 raise
         else:
             log(report.summary(max_rejected=5))
-    return SkeletonStore(path)
+        return SkeletonStore(path)
+    store = SkeletonStore(path)
+    log(f"using the cached store {path} (made {store.manifest.get('created')} from {fmt} {resolve_source(source)}; "
+        "a changed source file, layout or reader makes a new one)")
+    return store
 
 
 def open_store(path: str | PathLike):

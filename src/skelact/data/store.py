@@ -736,6 +736,31 @@ class SkeletonStore:
         """Bytes the store directory occupies (file sizes, not counting the file system's block rounding)."""
         return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
 
+    def missing(self, rows_per_chunk: int = 1 << 18) -> dict[str, int] | None:
+        """Gaps in the keypoints (``None`` for a video store): ``missing_joints`` of ``joint_slots`` (a joint whose
+        coordinates are all exactly 0, the convention every reader writes a missing joint as, e.g. the arrays
+        format and NTU's padding) and ``empty_frames`` of ``frames`` (a frame in which no person of the sample has
+        a joint), with ``samples_with_empty_frames``. Reads the keypoints once, a chunk of rows at a time."""
+        if self.kind == KIND_VIDEO:
+            return None
+        kp, _ = self._arrays()
+        total_rows = int(kp.shape[0])
+        row_empty = np.empty(total_rows, dtype=bool)
+        missing_joints = 0
+        for start in range(0, total_rows, rows_per_chunk):
+            absent = (np.asarray(kp[start:start + rows_per_chunk]) == 0).all(axis=-1)  # [rows, V]
+            missing_joints += int(absent.sum())
+            row_empty[start:start + rows_per_chunk] = absent.all(axis=-1)
+        empty_frames = samples_with_empty = 0
+        for start, m, t in zip(self.offsets.tolist(), self.persons.tolist(), self.frames.tolist()):
+            # a frame is empty when every person of the sample is absent in it (rows are person-major)
+            empty = int(row_empty[start:start + m * t].reshape(m, t).all(axis=0).sum()) if m else t
+            empty_frames += empty
+            samples_with_empty += empty > 0
+        return {"missing_joints": missing_joints, "joint_slots": total_rows * self.num_joints,
+                "empty_frames": empty_frames, "frames": int(self.frames.sum()),
+                "samples_with_empty_frames": samples_with_empty}
+
     def info(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``skelact info --json`` prints)."""
         m = self.manifest
@@ -758,6 +783,7 @@ class SkeletonStore:
             "bytes": self.nbytes(),
             "class_names": self.class_names,
             "rejected": len(m.get("rejected", [])),
+            "missing": self.missing(),
             "source": m.get("source"),
             "created": m.get("created"),
             "skelact_version": m.get("skelact_version"),

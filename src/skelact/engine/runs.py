@@ -33,6 +33,17 @@ RUN_DIR_ENV = "SKELACT_RUN_DIR"
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "train.log"
 CHECKPOINT_NAMES = ("best", "last")
+#: the checkpoint ``test``, ``export``, ``predict`` and ``plot-features`` use unless asked: the last epoch's, the
+#: only one chosen without looking at the test set (issue 27, item 10)
+DEFAULT_CHECKPOINT = "last"
+#: said wherever a figure comes from the ``best`` checkpoint: it is the epoch with the best *test* accuracy, so the
+#: figure is selected on the test set (the paper protocol of some references), not a held-out estimate
+TEST_SELECTED_NOTE = "best = the epoch with the best test accuracy: selected on the test set, an optimistic figure"
+
+
+def checkpoint_note(which: str) -> str:
+    """``"; "`` + :data:`TEST_SELECTED_NOTE` for the ``best`` checkpoint, ``""`` for ``last``."""
+    return f"; {TEST_SELECTED_NOTE}" if which == "best" else ""
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -107,7 +107,7 @@ def _load_method(run_dir: Path, checkpoint: str):
     return loaded, store, method.eval()
 
 
-def run_features(run_dir: str | PathLike, classes: Sequence[int], *, checkpoint: str = "best",
+def run_features(run_dir: str | PathLike, classes: Sequence[int], *, checkpoint: str = "last",
                  batch_size: int = 64) -> RunFeatures:
     """The test samples of ``classes`` through a run's ``checkpoint``: panel ``embedding`` (the classifier's input
     ``[N, C]``) and, for an FR-Head run, panel ``frhead`` (the last head's contrastive features)."""
@@ -166,7 +166,7 @@ def nearest_neighbour_accuracy(features: np.ndarray, labels: np.ndarray) -> floa
 
 def plot_ambiguous_features(run_dir: str | PathLike, baseline: str | PathLike | None = None,
                             out: str | PathLike | None = None, *, num_pairs: int = 3,
-                            classes: Sequence[int] | None = None, method: str = "tsne", checkpoint: str = "best",
+                            classes: Sequence[int] | None = None, method: str = "tsne", checkpoint: str = "last",
                             seed: int = 0) -> Path:
     """Write the 2-D map of the ambiguous classes' test features (see the module docstring); returns the PNG path.
 

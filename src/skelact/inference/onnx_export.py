@@ -39,7 +39,7 @@ import numpy as np
 
 from skelact.config import LoadedConfig, load_config, to_container
 from skelact.errors import MissingDependencyError
-from skelact.engine.runs import CONFIG_FILE, checked_run_dir, run_checkpoint_path, write_run_text
+from skelact.engine.runs import CONFIG_FILE, checked_run_dir, checkpoint_note, run_checkpoint_path, write_run_text
 from skelact.errors import RunError
 from skelact.errors import ConfigError
 
@@ -238,7 +238,7 @@ def _fsync_rename(tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def export_onnx(run_dir: str | PathLike, onnx_path: str | PathLike, checkpoint: str = "best", *,
+def export_onnx(run_dir: str | PathLike, onnx_path: str | PathLike, checkpoint: str = "last", *,
                 num_samples: int = CHECK_SAMPLES, tolerance: float = TOLERANCE,
                 log: Callable[[str], None] = print) -> ExportResult:
     """Export the inference network of ``run_dir``'s ``best`` or ``last`` checkpoint to ``onnx_path`` and check it
@@ -346,7 +346,8 @@ def export_onnx(run_dir: str | PathLike, onnx_path: str | PathLike, checkpoint: 
         "opset": OPSET,
     }
     write_run_text(info_path, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-    log(f"exported {type(network).__name__} ({num_parameters:,} parameters, {checkpoint} checkpoint, epoch {epoch}) "
+    log(f"exported {type(network).__name__} ({num_parameters:,} parameters, {checkpoint} checkpoint, epoch {epoch}"
+        f"{checkpoint_note(checkpoint)}) "
         f"to {target}; inputs " + ", ".join(f"{d['name']} {d['shape']}" for d in described)
         + f"; description {info_path}")
     return ExportResult(onnx_path=target, info_path=info_path, max_abs_diff=diff, num_parameters=num_parameters,

@@ -2,7 +2,8 @@
 
 The input becomes one :class:`~skelact.data.sequence.SkeletonSequence` in the run's joint layout: a skeleton file is
 parsed by the reader of its format (given, or guessed from the file: ``.skeleton`` NTU RGB+D, ``.json`` NW-UCLA when
-it holds ``skeletons`` else OpenPose / ST-GCN JSON, ``.mat`` Penn Action, ``.npy`` NTU's dict-in-npy), a video goes
+it holds ``skeletons`` else OpenPose / ST-GCN JSON, ``.mat`` Penn Action, ``.npy`` NTU's dict-in-npy, or a plain numeric ``[T, V, C]`` / ``[M, T, V, C]`` array read with
+the run's own layout, as the ``arrays`` format stores a sample), a video goes
 through the pose layer (:func:`skelact.pose.pipeline.video_to_sequence`, MediaPipe mapped to the run's layout, image
 pixels for a 2D model and world metres for a 3D one). The sequence then takes exactly the path a test sample takes
 (:func:`skelact.engine.build.build_pipeline_of` ``'test'``: the config's ``data.test_pipeline`` plus its input steps,
@@ -137,9 +138,37 @@ def guess_format(path: Path, trust_pickle: bool = False) -> str:
             raise DataError(f"expected one array (.npy), found {type(value).__name__}", path, "npy")
         if value.dtype == object and value.ndim == 0 and isinstance(value.item(), dict):
             return "ntu-npy"
-        raise DataError("a plain array .npy carries no layout; expected NTU's dict .npy (.skeleton.npy)", path, "npy")
+        return PLAIN_ARRAY  # the user's own [T, V, C] / [M, T, V, C]: read with the run's layout
     raise DataError(f"neither a video nor a known skeleton file (suffix {suffix or '(none)'!r}: expected a video, "
                     ".skeleton, .json, .mat or .npy, or give --format)", path, "INPUT")
+
+
+#: what :func:`guess_format` calls a plain numeric ``.npy`` (not a reader's format key): the layout is the run's
+PLAIN_ARRAY = "array"
+
+
+def read_plain_array(path: Path, layout: Any, coords: int) -> SkeletonSequence:
+    """A user's own array file, ``[T, V, C]`` or ``[M, T, V, C]`` as the ``arrays`` format stores a sample, read with
+    the run's ``layout`` (the file carries none); an exact 0 is a missing joint, as in that format. Errors show the
+    file's own shape."""
+    from skelact.data.safe_pickle import load_npy
+    from skelact.data.sources.arrays import presence_scores
+
+    value = load_npy(path, trust=False)
+    shape = tuple(getattr(value, "shape", ()))
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+        raise DataError("expected a numeric array [T, V, C] or [M, T, V, C]", path, "npy")
+    if value.ndim not in (3, 4):
+        raise DataError(f"expected [T, V, C] or [M, T, V, C], got shape {shape}", path, "npy")
+    if shape[-2] != layout.num_joints:
+        raise LayoutError(f"array of shape {shape} has {shape[-2]} joints but the run's layout {layout.name!r} has "
+                          f"{layout.num_joints} ({', '.join(layout.joints)})", path, "joints")
+    if shape[-1] != coords:
+        raise LayoutError(f"array of shape {shape} has {shape[-1]} coordinates per joint but the run's model takes "
+                          f"{coords}", path, "coords")
+    keypoints = np.asarray(value, dtype=np.float32).reshape((-1,) + shape[-3:])
+    return SkeletonSequence(keypoints=keypoints, scores=presence_scores(keypoints), label=-1, name=path.stem,
+                            layout=layout.name)
 
 
 def is_video(path: Path) -> bool:
@@ -213,7 +242,7 @@ class Predictor:
                  log: Callable[[str], None] | None = None):
         from skelact.config import load_config, to_container
         from skelact.engine.build import build_pipeline_of, open_dataset_store
-        from skelact.engine.runs import CONFIG_FILE, run_checkpoint_path
+        from skelact.engine.runs import CONFIG_FILE, DEFAULT_CHECKPOINT, run_checkpoint_path
         from skelact.inference.onnx_export import load_inference_network
 
         from skelact.engine import require_lightning
@@ -223,9 +252,9 @@ class Predictor:
         self.loaded = load_config(self.run / CONFIG_FILE)
         cfg = self.loaded.cfg
         if self.checkpoint is None:
-            # by default the checkpoint the run was tested with (its evaluate.checkpoint, which its metrics.json
-            # reports), so a prediction uses the model whose accuracy the run states
-            self.checkpoint = run_checkpoint_path(self.run, checkpoint or str(cfg.evaluate.checkpoint))
+            # one rule with test and export: the last checkpoint unless asked (the best one is selected on the
+            # test set)
+            self.checkpoint = run_checkpoint_path(self.run, checkpoint or DEFAULT_CHECKPOINT)
         quiet = log or (lambda message: None)
         self.store = open_dataset_store(self.loaded, progress=False, log=quiet)
         self.layout = self.store.layout
@@ -246,7 +275,8 @@ class Predictor:
         from skelact.engine.build import same_layout
         from skelact.skeleton.layout import get_layout
 
-        theirs = get_layout(seq.layout)
+        # a plain array was read with the run's own layout, which may be a user's YAML no name can look up
+        theirs = self.layout if seq.layout == self.layout.name else get_layout(seq.layout)
         if not same_layout(theirs, self.layout):
             raise LayoutError(f"the input has layout {theirs.name!r} ({theirs.num_joints} joints) but the model of "
                               f"{self.run} was trained on {self.layout.name!r} ({self.layout.num_joints} joints)",
@@ -312,6 +342,8 @@ def load_input(predictor: Predictor, path: Path, fmt: str | None = None, *, mirr
                                 mirrored=mirrored, estimator_options=options)
         return seq, "video"
     fmt = fmt or guess_format(path, trust_pickle)
+    if fmt in (PLAIN_ARRAY, "arrays"):  # one sample of the arrays format: the run knows its layout
+        return read_plain_array(path, predictor.layout, predictor.coords), PLAIN_ARRAY
     options = predictor.data_options if fmt == predictor.data_format else {}
     if trust_pickle:
         options = {**options, "trust_pickle": True}

@@ -30,11 +30,35 @@ Frames and persons:
 Metadata columns are kept in ``meta`` (integers and decimals converted, empty cells omitted); name them as
 ``SkeletonSequence`` documents (``subject``, ``camera``, ``view``, ``setup``, ...) so standard splits can use them.
 
-User splits, exposed by :meth:`ArraySource.splits_from_file` as ``{split: {subset: [names]}}``: a column ``split``
-(its value is the subset, e.g. ``train``/``test``; the split is called ``default``), columns ``split_<name>`` (one
-split each, called ``<name>``; an empty cell leaves the sample out), or the option ``split_file`` naming a CSV
-``name,split,subset`` or a JSON ``{split: {subset: [names]}}`` (see :func:`skelact.data.splits.read_split_file`);
-``split_file`` replaces the columns.
+User splits, exposed by :meth:`ArraySource.splits_from_file` as ``{split: {subset: [names]}}``. A split is named
+after its column: a column ``split`` (its value is the subset, e.g. ``train``/``test``) is the split ``split``
+(``data.split: split`` in a config), columns ``split_<name>`` are one split each, called ``<name>`` (an empty cell
+leaves the sample out); or the option ``split_file`` names a CSV ``name,split,subset`` or a JSON
+``{split: {subset: [names]}}`` (see :func:`skelact.data.splits.read_split_file`), which replaces the columns.
+
+Units are whatever the arrays hold (metres, pixels, normalised): the pipelines of the configs centre and scale each
+sample, so any unit works as long as every sample uses the same one, and an exact 0 is read as "missing", never
+as a position (shift data whose origin is a real position, e.g. pixel (0, 0), before saving).
+
+Example: three clips of a 3-joint layout in 2D (``my_layout.yaml`` holds ``joints: [hip, l_hand, r_hand]``, see
+``skelact layouts`` and docs/own-data.md), one file per clip::
+
+    my_clips/
+      labels.csv         name,label,subject,split
+                         clip1,wave,1,train
+                         clip2,sit,2,train
+                         clip3,wave,3,test
+      clip1.npy          float32 (40, 3, 2)     40 frames, 3 joints, (x, y); one person, so no M axis
+      clip2.npy          float32 (2, 25, 3, 2)  two persons, 25 frames
+      clip3.npy          float32 (31, 3, 2)     clip3[5, 2] == (0, 0): the right hand is missing in frame 5
+
+    skelact prepare arrays my_clips my_store --layout my_layout.yaml
+
+gives classes ``sit`` = 0, ``wave`` = 1 (sorted names; a ``classes.txt`` fixes another order), a split ``split``
+with subsets ``train`` (clip1, clip2) and ``test`` (clip3), meta ``subject``, and score 0 for the missing hand.
+The stacked form of the same data is ``data.npy`` float32 ``(3, 2, 40, 3, 2)`` ``[N, M, T, V, C]``, zero-padded to
+the longest clip and the most persons, with a ``frames`` column ``40, 25, 31`` (or trailing all-zero frames, which
+are dropped) and a missing second person left all zeros.
 
 Hostile input: a CSV row whose ``<name>.npy`` is missing is one rejected sample (``skelact prepare`` goes on); a
 per-sample ``.npy`` is opened by its header first (:func:`numpy.lib.format.read_array_header_1_0`), and one that
@@ -59,8 +83,10 @@ from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source, check_frame_co
 from skelact.errors import DataError, LayoutError
 from skelact.skeleton.layout import Layout, available_layouts, get_layout
 
-#: the split name given to a plain ``split`` column (and, in pyskl pickles, to bare train/val/test lists)
+#: the split name given to bare train/val/test lists in pyskl pickles
 DEFAULT_SPLIT = "default"
+#: the split name of a plain ``split`` column: named after its column, as ``split_<name>`` columns are
+SPLIT_COLUMN = "split"
 
 _RESERVED_COLUMNS = ("name", "label", "frames")
 _INT = re.compile(r"^[+-]?\d+$")
@@ -212,7 +238,7 @@ class ArraySource(Source):
                         row.frames = int(value)
                 elif col == "split" or col.startswith("split_"):
                     if value:
-                        row.subsets[DEFAULT_SPLIT if col == "split" else col[len("split_"):]] = value
+                        row.subsets[SPLIT_COLUMN if col == SPLIT_COLUMN else col[len("split_"):]] = value
                 elif value:
                     row.meta[col] = _convert(value)
             rows.append(row)
@@ -354,11 +380,12 @@ class ArraySource(Source):
         if len(shape) not in (3, 4):
             raise DataError(f"expected [T, V, C] or [M, T, V, C], got shape {shape}", path)
         keypoints = _load(path, mmap=False)
+        if keypoints.ndim not in (3, 4):
+            raise DataError(f"expected [T, V, C] or [M, T, V, C], got shape {keypoints.shape}", path)
+        # checked before the person axis is added, so a message shows the file's own shape
+        self._check_joints(keypoints.shape[-2], keypoints.shape[-1], path, tuple(keypoints.shape))
         if keypoints.ndim == 3:
             keypoints = keypoints[None]
-        if keypoints.ndim != 4:
-            raise DataError(f"expected [T, V, C] or [M, T, V, C], got shape {keypoints.shape}", path)
-        self._check_joints(keypoints.shape[2], keypoints.shape[3], path, keypoints.shape)
         score_path = self.root / f"{name}.scores.npy"
         if not score_path.is_file():
             return keypoints, presence_scores(keypoints)

@@ -25,13 +25,13 @@ PRESETS: dict[str, list[dict[str, Any]]] = {
     ],
     # Uason-Chen/CTR-GCN config/ucla/default.yaml + feeders/feeder_ucla.py (test: their view change is the identity)
     "ctrgcn_ucla_train": [
-        {"type": "CenterOnJoint", "joint": 1, "frame": "first"},
+        {"type": "CenterOnJoint", "joint": "spine", "frame": "first"},
         {"type": "RandomViewRotation", "max_degrees": 60, "scale_range": [0.5, 1.5]},
         {"type": "MinMaxNormalize"},
         {"type": "UclaSample", "window_size": 52},
     ],
     "ctrgcn_ucla_test": [
-        {"type": "CenterOnJoint", "joint": 1, "frame": "first"},
+        {"type": "CenterOnJoint", "joint": "spine", "frame": "first"},
         {"type": "MinMaxNormalize"},
         {"type": "UclaSample", "window_size": 52, "test_mode": True},
     ],
