@@ -139,19 +139,14 @@ def open_or_prepare(fmt: str, source: str | PathLike, options: Mapping[str, Any]
 
         src = resolve_source(source)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # another run preparing the same store: wait for it (saying so), then use what it wrote
-        acquire_store_lock(path, wait=True, log=log).release()
-        if (path / MANIFEST).is_file():
-            return SkeletonStore(path)
-        log(f"preparing the {fmt} dataset {src} into {path} (first use; later runs reuse it)")
-        try:
-            report = prepare(fmt, src, path, progress=progress, wait_for_lock=True, **dict(options or {}))
-        except StoreError:
-            # another run took the lock between our look and our start, and finished first: use its store
-            if not (path / MANIFEST).is_file():
-                raise
-        else:
-            log(report.summary(max_rejected=5))
+        # look, announce and prepare under one hold of the store's lock: another run preparing the same store is
+        # waited for (saying so), and its store is then used; only the run that prepares says "preparing"
+        with acquire_store_lock(path, wait=True, log=log):
+            if (path / MANIFEST).is_file():
+                return SkeletonStore(path)
+            log(f"preparing the {fmt} dataset {src} into {path} (first use; later runs reuse it)")
+            report = prepare(fmt, src, path, progress=progress, lock_held=True, **dict(options or {}))
+        log(report.summary(max_rejected=5))
         return SkeletonStore(path)
     store = SkeletonStore(path)
     log(f"using the cached store {path} (made {store.manifest.get('created')} from {fmt} {resolve_source(source)}; "

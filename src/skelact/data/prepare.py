@@ -42,7 +42,7 @@ from skelact.data.sources import open_source, source_class
 from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source, is_printable, max_frames_option, printable
 from skelact.data.splits import (SplitBuilder, read_split_file, resolve_named_splits, short_names)
 from skelact.data.store import StoreWriter, commit_directory, temporary_sibling
-from skelact.data.store_target import PrepareReport, acquire_store_lock, check_out, clean_leftovers, default_workers
+from skelact.data.store_target import PrepareReport, check_out, clean_leftovers, default_workers, store_lock
 from skelact.errors import ConfigError, DataError, SkelactError, StoreError, disk_full_error, is_disk_full
 from skelact.skeleton.layout import Layout, get_layout
 
@@ -178,7 +178,8 @@ def _resolve_layout(layout: str | PathLike | Layout | None, source: Source) -> L
 def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | None = None,
             overwrite: bool = False, split_file: str | PathLike | None = None, progress: bool = True, *,
             layout: str | PathLike | Layout | None = None, max_persons: int | None = None,
-            max_frames: int | None = None, wait_for_lock: bool = False, **source_options: Any) -> PrepareReport:
+            max_frames: int | None = None, wait_for_lock: bool = False, lock_held: bool = False,
+            **source_options: Any) -> PrepareReport:
     """Read every item of a ``fmt`` dataset under ``src`` and write the store directory ``out``.
 
     ``workers``: processes that parse items (default: all cores; 1 parses in this process). ``layout`` overrides
@@ -190,7 +191,8 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
     :data:`~skelact.data.sources.base.DEFAULT_MAX_FRAMES`; also given to readers that take it, which refuse before
     allocating). ``wait_for_lock``: when another process is writing OUT, wait for it to finish instead of failing
     with :class:`~skelact.locking.LockedError` (then OUT usually exists and, without ``overwrite``, this raises
-    the "already exists" :class:`StoreError`). Remaining keyword arguments go to the reader. Returns a
+    the "already exists" :class:`StoreError`). ``lock_held``: the caller holds OUT's lock already
+    (:func:`~skelact.data.store_target.acquire_store_lock`). Remaining keyword arguments go to the reader. Returns a
     :class:`PrepareReport`; raises :class:`SkelactError` subclasses only (and ``KeyboardInterrupt``, after removing
     the partial store).
     """
@@ -203,12 +205,13 @@ def prepare(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | N
         from skelact.data.prepare_video import prepare_videos
 
         return prepare_videos(fmt, src, out, workers=workers, overwrite=overwrite, split_file=split_file,
-                              progress=progress, **source_options)
+                              progress=progress, wait_for_lock=wait_for_lock, lock_held=lock_held,
+                              **source_options)
     out = Path(out)
     if not out.parent.is_dir():
         raise StoreError("parent directory does not exist", out.parent)
     try:
-        with acquire_store_lock(out, wait=wait_for_lock):
+        with store_lock(out, wait=wait_for_lock, held=lock_held):
             clean_leftovers(out)
             return _prepare_locked(fmt, src, out, workers, overwrite, split_file, progress, layout, max_persons,
                                    max_frames, source_options)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from skelact.data.store_target import PrepareReport, acquire_store_lock, check_out, clean_leftovers, default_workers
+from skelact.data.store_target import PrepareReport, check_out, clean_leftovers, default_workers, store_lock
 from skelact.data.sources import open_source
 from skelact.data.sources.base import Source
 from skelact.data.sources.video_folder import is_ucf_list
@@ -64,7 +64,7 @@ def _results(source: Source, items: list[Any], workers: int) -> Iterator[tuple[s
 
 def prepare_videos(fmt: str, src: str | PathLike, out: str | PathLike, workers: int | None = None,
                    overwrite: bool = False, split_file: str | PathLike | None = None, progress: bool = True,
-                   **source_options: Any) -> PrepareReport:
+                   wait_for_lock: bool = False, lock_held: bool = False, **source_options: Any) -> PrepareReport:
     """Probe every video a ``fmt`` source lists under ``src`` and write the keypoint-free store ``out``.
 
     ``split_file``: a UCF101-style ``trainlistNN.txt`` / ``testlistNN.txt`` (handed to the reader), or a skelact
@@ -94,7 +94,7 @@ def prepare_videos(fmt: str, src: str | PathLike, out: str | PathLike, workers: 
     total_frames = 0
     tmp = temporary_sibling(out)
     writer: StoreWriter | None = None
-    with acquire_store_lock(out):
+    with store_lock(out, wait=wait_for_lock, held=lock_held):
         clean_leftovers(out)  # what a killed earlier writer left beside OUT (safe: the lock is ours)
         try:
             from tqdm.auto import tqdm

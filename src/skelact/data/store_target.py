@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,12 @@ def acquire_store_lock(out: Path, wait: bool = False, what: str = "store", poll_
                 told = True
             time.sleep(poll_seconds)
 
+
+
+def store_lock(out: Path, *, wait: bool = False, held: bool = False) -> AbstractContextManager:
+    """A context holding OUT's lock for a writer: :func:`acquire_store_lock`, or nothing when the caller already
+    holds it (``held``: the store cache takes the lock once to look, announce and prepare under it)."""
+    return nullcontext() if held else acquire_store_lock(out, wait=wait)
 
 def clean_leftovers(out: Path) -> list[Path]:
     """Delete what a killed earlier writer of ``out`` left beside it; call only while holding its lock.
