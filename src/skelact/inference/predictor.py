@@ -263,8 +263,10 @@ class Predictor:
             self.checkpoint = run_checkpoint_path(self.run, checkpoint or str(cfg.evaluate.checkpoint))
         quiet = log or (lambda message: None)
         self.store = open_dataset_store(self.loaded, progress=False, log=quiet)
-        self.layout = self.store.layout
-        self.coords = int(self.store.coords)
+        # a keypoint-free video store (UCF101 style, RGB runs only) has no layout to give
+        keypoints = getattr(self.store, "has_keypoints", True)
+        self.layout = self.store.layout if keypoints else None
+        self.coords = int(self.store.coords) if keypoints else 0
         self.class_names = list(self.store.class_names)
         self.num_persons = int(cfg.data.num_persons)
         self.num_frames = None if cfg.data.num_frames is None else int(cfg.data.num_frames)
