@@ -11,9 +11,10 @@ from skelact.inference.predictor import format_prediction, predict
 
 NAME = "predict"
 HELP = "classify a video or a skeleton file with a trained run"
-DESCRIPTION = ("Print the top-k actions of INPUT (a video, through the pose estimator, or a skeleton file) by a "
-               "run's checkpoint, with a sliding-window timeline for long inputs; --render writes the video with "
-               "the skeleton and the current action.")
+DESCRIPTION = ("Print the top-k actions of INPUT (a video, or a skeleton file) by a run's checkpoint. A skeleton "
+               "run sees a video through the pose estimator, with a sliding-window timeline for long inputs, and "
+               "--render writes the video with the skeleton and the current action; an RGB run (FstCN, frame CNN) "
+               "sees the decoded frames through its own test pipeline.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

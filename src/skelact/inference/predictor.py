@@ -18,6 +18,13 @@ each stretch on its own: the timeline. The default window is the test pipeline's
 (:func:`pipeline_window`), the default stride half of it. A window in which nobody was found is not classified;
 it appears as ``(no person)`` with class index -1.
 
+RGB runs. A run whose test pipeline reads the sample's video (a step in :data:`RGB_STEPS`, FstCN's ``ClipPairs``) or
+whose model takes :data:`RGB_INPUTS` (``clip``, ``diff``) needs no pose: the video is decoded once and handed to the
+run's own test pipeline as the sample's ``video``, so the crops, clip pairs and view fusion are those of
+``skelact test`` (scores through :func:`skelact.data.batch.clip_averaged_scores`, as evaluation computes them). The
+whole video is classified once; there is no timeline (the test pipeline already spreads its clip pairs over the
+video) and no rendering (there is no skeleton to draw).
+
 Rendering (video input only) draws the skeleton the model saw and, per frame, the top action of the timeline window
 whose centre is nearest (the whole-input top action for inputs no longer than one window), with its probability.
 """
@@ -42,6 +49,10 @@ DEFAULT_WINDOW = 64
 _WINDOW_ARGUMENTS = {"UclaSample": "window_size", "ValidCropResize": "window", "UniformSample": "clip_len"}
 #: samples per forward pass when classifying timeline windows
 _BATCH = 64
+#: test-pipeline steps that read the sample's video frames: a run with one takes RGB, not skeletons
+RGB_STEPS = frozenset({"ClipPairs"})
+#: model inputs made of video frames (FstCN's clip pairs, the frame-level CNN's clips)
+RGB_INPUTS = frozenset({"clip", "diff"})
 #: the timeline's name for a window in which nobody was found (its class index is -1)
 NO_PERSON = "(no person)"
 
@@ -71,9 +82,10 @@ class Prediction:
     input: Path
     run: Path
     checkpoint: Path
-    #: ``"video"`` or the skeleton format key the input was read with
+    #: ``"video"`` or the skeleton format key the input was read with (``"rgb video"``: an RGB run's input)
     kind: str
-    sequence: SkeletonSequence
+    #: the skeleton the model saw; ``None`` for an RGB run, which sees the frames
+    sequence: SkeletonSequence | None
     class_names: list[str]
     #: softmax over the classes for the whole input, float64 [K]
     probs: np.ndarray
@@ -81,17 +93,27 @@ class Prediction:
     timeline: list[TimelineWindow] = field(default_factory=list)
     window: int = 0
     stride: int = 0
+    #: decoded frames of an RGB run's video (a skeleton input's length is its sequence's)
+    video_frames: int = 0
+
+    @property
+    def frames(self) -> int:
+        return int(self.sequence.num_frames) if self.sequence is not None else self.video_frames
+
+    @property
+    def layout(self) -> str:
+        return self.sequence.layout if self.sequence is not None else "rgb"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "input": str(self.input), "run": str(self.run), "checkpoint": str(self.checkpoint), "kind": self.kind,
-            "frames": int(self.sequence.num_frames), "layout": self.sequence.layout,
+            "frames": self.frames, "layout": self.layout,
             "topk": [{"class": c.name, "index": c.index, "prob": c.prob} for c in self.topk],
             "window": self.window, "stride": self.stride,
             "timeline": [{"start": w.start, "end": w.end, "class": w.name, "index": w.index, "prob": w.prob}
                          for w in self.timeline],
         }
-        if self.sequence.label >= 0:  # the file's own label, for comparison
+        if self.sequence is not None and self.sequence.label >= 0:  # the file's own label, for comparison
             label = int(self.sequence.label)
             name = self.class_names[label] if label < len(self.class_names) else f"class_{label}"
             out["label"] = {"class": name, "index": label}
@@ -211,6 +233,19 @@ def pipeline_window(test_pipeline: Sequence[Any], num_frames: int | None = None)
     return window or (int(num_frames) if num_frames else DEFAULT_WINDOW)
 
 
+def takes_rgb(test_pipeline: Sequence[Any], input_pipeline: Sequence[Any] = ()) -> bool:
+    """Whether a run's model looks at video frames: its test pipeline has a step of :data:`RGB_STEPS`, or its
+    ``ToInputs`` names an input of :data:`RGB_INPUTS`."""
+    for spec in [*test_pipeline, *input_pipeline]:
+        if not isinstance(spec, dict):
+            continue
+        if spec.get("type") in RGB_STEPS:
+            return True
+        if spec.get("type") == "ToInputs" and RGB_INPUTS & set(spec.get("inputs") or ()):
+            return True
+    return False
+
+
 def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
     """Starts of the sliding windows over ``num_frames``: every ``stride`` frames, plus one flush with the end."""
     if num_frames <= window:
@@ -257,14 +292,17 @@ class Predictor:
             self.checkpoint = run_checkpoint_path(self.run, checkpoint or DEFAULT_CHECKPOINT)
         quiet = log or (lambda message: None)
         self.store = open_dataset_store(self.loaded, progress=False, log=quiet)
-        self.layout = self.store.layout
-        self.coords = int(self.store.coords)
+        # a keypoint-free video store (UCF101 style, RGB runs only) has no layout to give
+        keypoints = getattr(self.store, "has_keypoints", True)
+        self.layout = self.store.layout if keypoints else None
+        self.coords = int(self.store.coords) if keypoints else 0
         self.class_names = list(self.store.class_names)
         self.num_persons = int(cfg.data.num_persons)
         self.num_frames = None if cfg.data.num_frames is None else int(cfg.data.num_frames)
         self.data_format = cfg.data.format
         self.data_options = to_container(cfg.data.options) or {}
         self.window = pipeline_window(to_container(cfg.data.test_pipeline), self.num_frames)
+        self.rgb = takes_rgb(to_container(cfg.data.test_pipeline), to_container(cfg.data.input_pipeline) or ())
         self.threads = int(cfg.trainer.threads)
         self.seed = int(cfg.seed)
         self.pipeline = build_pipeline_of(self.loaded, "test")
@@ -314,6 +352,52 @@ class Predictor:
                 logits = self.network(**model_inputs(collate_by_name(batch, self.num_frames)))
                 out.append(torch.softmax(logits.double(), dim=-1).numpy())
         return np.concatenate(out)
+
+
+    def rgb_probabilities(self, video: Path) -> tuple[np.ndarray, int]:
+        """``(softmax class probabilities [K] (float64), frames decoded)`` of an RGB run on ``video``: decoded
+        once, then through the test pipeline as the sample's video and scored as evaluation scores a batch."""
+        import torch
+
+        from skelact.data.batch import clip_averaged_scores, collate_by_name
+        from skelact.data.dataset import named_inputs
+        from skelact.engine.threads import use_threads
+
+        readers = [step for step in self.pipeline.transforms if hasattr(step, "frames_of")]
+        frames = decoded_frames(video, readers[0].max_side if readers else None)
+        for step in readers:  # the steps read these frames instead of decoding (or caching) the video again
+            step._frame_cache = _DecodedVideo(frames)
+        sample = {"name": video.stem, "label": 0, "meta": {}, "video": str(video)}
+        sample = self.pipeline(sample, np.random.default_rng(self.seed))
+        item = named_inputs(sample, self.num_persons, video.name, {"label": 0, "index": 0})
+        with use_threads(self.threads, 1), torch.no_grad():
+            logits = clip_averaged_scores(self.network, collate_by_name([item], self.num_frames))
+        return torch.softmax(logits.double(), dim=-1)[0].numpy(), int(frames.shape[0])
+
+
+class _DecodedVideo:
+    """A :class:`~skelact.video.frame_cache.FrameCache` stand-in holding one video's frames already decoded."""
+
+    def __init__(self, frames: np.ndarray):
+        self._frames = frames
+
+    def frames(self, video: str) -> np.ndarray:
+        return self._frames
+
+    decode = frames
+
+
+def decoded_frames(video: Path, max_side: int | None = None) -> np.ndarray:
+    """``uint8 [T, H, W, 3]`` frames of ``video`` (longer side at most ``max_side``). A file that is not a decodable
+    video, holds no frame or is truncated (fewer frames than its container declares,
+    :func:`skelact.video.probe.probe_frames`) is a :class:`~skelact.errors.DataError`: a prediction from the part
+    before the damage would look like one of the whole video."""
+    from skelact.video.probe import probe_frames
+    from skelact.video.reader import VideoReader
+
+    probe_frames(video)
+    with VideoReader(video, max_side=max_side, threads=1) as reader:
+        return np.stack(list(reader))
 
 
 # ------------------------------------------------------------------------------------------------------ predict
@@ -366,6 +450,8 @@ def predict(run_or_checkpoint: str | PathLike, input_path: str | PathLike, *, fm
     if not path.exists():
         raise DataError("input not found", path, "INPUT")
     predictor = predictor or Predictor(run_or_checkpoint, checkpoint)
+    if predictor.rgb:
+        return predict_rgb(predictor, path, top_k, render)
     seq, kind = load_input(predictor, path, fmt, mirrored=mirrored, trust_pickle=trust_pickle)
     if render is not None and kind != "video":
         raise ConfigError(f"--render needs a video input; {path.name} is a {kind} skeleton file", str(path),
@@ -402,6 +488,22 @@ def predict(run_or_checkpoint: str | PathLike, input_path: str | PathLike, *, fm
     return result
 
 
+def predict_rgb(predictor: Predictor, path: Path, top_k: int = 5, render: str | PathLike | None = None
+                ) -> Prediction:
+    """:func:`predict` for a run whose model looks at video frames (see the module docstring)."""
+    if path.is_dir():
+        raise DataError("is a directory; give one video file", path, "INPUT")
+    if render is not None:
+        raise ConfigError(f"--render draws a skeleton; the model of {predictor.run} takes RGB frames and sees none",
+                          str(render), "--render")
+    probs, frames = predictor.rgb_probabilities(path)
+    order = np.argsort(-probs, kind="stable")[: min(top_k, probs.size)]
+    names = predictor.class_names
+    topk = [ClassProbability(int(k), names[k], float(probs[k])) for k in order]
+    return Prediction(input=path.resolve(), run=predictor.run, checkpoint=predictor.checkpoint, kind="rgb video",
+                      sequence=None, class_names=names, probs=probs, topk=topk, video_frames=frames)
+
+
 def render_prediction(prediction: Prediction, out: str | PathLike) -> int:
     """Write ``out``: the input video with the skeleton and the per-frame top action; returns frames written."""
     from skelact.pose.render import render_video
@@ -414,8 +516,7 @@ def render_prediction(prediction: Prediction, out: str | PathLike) -> int:
 
 def format_prediction(prediction: Prediction) -> str:
     """The human-readable report ``skelact predict`` prints."""
-    seq = prediction.sequence
-    lines = [f"input    {prediction.input} ({prediction.kind}, {seq.num_frames} frames, layout {seq.layout})",
+    lines = [f"input    {prediction.input} ({prediction.kind}, {prediction.frames} frames, layout {prediction.layout})",
              f"model    {prediction.checkpoint}"]
     width = max(len(c.name) for c in prediction.topk)
     for rank, c in enumerate(prediction.topk, 1):
