@@ -42,7 +42,7 @@ from skelact.data.sources import open_source, source_class
 from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source, is_printable, max_frames_option, printable
 from skelact.data.splits import (SplitBuilder, read_split_file, resolve_named_splits, short_names)
 from skelact.data.store import StoreWriter, commit_directory, temporary_sibling
-from skelact.data.store_target import PrepareReport, check_out, clean_leftovers, default_workers, store_lock
+from skelact.data.store_target import PrepareReport, check_out, clean_leftovers, store_lock, worker_count
 from skelact.errors import ConfigError, DataError, SkelactError, StoreError, disk_full_error, is_disk_full
 from skelact.skeleton.layout import Layout, get_layout
 
@@ -256,10 +256,7 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
     items = list(source.items())
     if not items:
         raise DataError(f"no {fmt} samples found", src)
-    n_workers = default_workers() if workers is None else int(workers)
-    if n_workers < 1:
-        raise DataError(f"must be at least 1, got {workers}", field="workers")
-    n_workers = min(n_workers, len(items))
+    n_workers = worker_count(workers, len(items))
 
     class_names = source.class_names()
     split_full_names = list(source.split_names())

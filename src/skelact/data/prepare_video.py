@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from skelact.data.store_target import PrepareReport, check_out, clean_leftovers, default_workers, store_lock
+from skelact.data.store_target import PrepareReport, check_out, clean_leftovers, store_lock, worker_count
 from skelact.data.sources import open_source
 from skelact.data.sources.base import Source
 from skelact.data.sources.video_folder import is_ucf_list
 from skelact.data.splits import read_split_file, resolve_named_splits
 from skelact.data.store import StoreWriter, commit_directory, temporary_sibling
 from skelact.data.video_sample import VideoSample
-from skelact.errors import ConfigError, DataError, SkelactError, StoreError, disk_full_error, is_disk_full
+from skelact.errors import DataError, SkelactError, StoreError, disk_full_error, is_disk_full
 
 _worker_source: dict[str, Source] = {}
 
@@ -83,10 +83,7 @@ def prepare_videos(fmt: str, src: str | PathLike, out: str | PathLike, workers: 
     items = list(source.items())
     if not items:
         raise DataError(f"no {fmt} videos found", src)
-    n_workers = default_workers() if workers is None else int(workers)
-    if n_workers < 1:
-        raise ConfigError(f"must be at least 1, got {workers}", field="workers")
-    n_workers = min(n_workers, len(items))
+    n_workers = worker_count(workers, len(items))
     class_names = list(source.class_names() or [])
     video_root = source.root
     warnings: list[str] = []

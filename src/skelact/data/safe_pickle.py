@@ -59,6 +59,8 @@ import math
 import os
 import pickle
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -270,16 +272,14 @@ def _out_of_memory(path: Path, field: str | None = None) -> DataError:
                      "or hostile?)", path, field)
 
 
-def load_pickle(path: str | PathLike, *, trust: bool = False) -> Any:
-    """The object pickled in the file ``path``, through :class:`RestrictedUnpickler` unless ``trust``.
 
-    Every failure is a :class:`DataError` naming the file: :class:`UnsafePickleError` for a forbidden global,
-    otherwise a missing, unreadable, truncated or oversized file, or running out of memory.
-    """
-    path = Path(path)
+@contextmanager
+def _read_errors_named(path: Path, what: str, field: str | None = None) -> Iterator[None]:
+    """Every failure of reading ``path`` as a :class:`DataError` naming it: a missing or unreadable file, memory
+    exhausted by what the file claims, and whatever a truncated or foreign file raises from inside pickle or numpy
+    (a dozen types: ValueError, UnpicklingError, EOFError, ...)."""
     try:
-        with open(path, "rb") as f:
-            return pickle.load(f) if trust else RestrictedUnpickler(f, path).load()
+        yield
     except DataError:
         raise
     except FileNotFoundError:
@@ -287,9 +287,20 @@ def load_pickle(path: str | PathLike, *, trust: bool = False) -> Any:
     except OSError as e:
         raise DataError(f"cannot read file ({e.strerror or e})", path) from None
     except MemoryError:
-        raise _out_of_memory(path) from None
-    except Exception as e:  # a truncated or foreign file raises any of a dozen types from inside pickle
-        raise DataError(f"not a readable pickle ({type(e).__name__}: {e})", path) from None
+        raise _out_of_memory(path, field) from None
+    except Exception as e:
+        raise DataError(f"not a readable {what} ({type(e).__name__}: {e})", path, field) from None
+
+def load_pickle(path: str | PathLike, *, trust: bool = False) -> Any:
+    """The object pickled in the file ``path``, through :class:`RestrictedUnpickler` unless ``trust``.
+
+    Every failure is a :class:`DataError` naming the file: :class:`UnsafePickleError` for a forbidden global,
+    otherwise a missing, unreadable, truncated or oversized file, or running out of memory.
+    """
+    path = Path(path)
+    with _read_errors_named(path, "pickle"):
+        with open(path, "rb") as f:
+            return pickle.load(f) if trust else RestrictedUnpickler(f, path).load()
 
 
 def load_npy(path: str | PathLike, *, trust: bool = False) -> Any:
@@ -301,7 +312,7 @@ def load_npy(path: str | PathLike, *, trust: bool = False) -> Any:
     :class:`RestrictedUnpickler` unless ``trust``. Failures are :class:`DataError` naming the file.
     """
     path = Path(path)
-    try:
+    with _read_errors_named(path, ".npy file", "content"):
         check_npy_header(path)
         if trust:
             return np.load(path, allow_pickle=True)
@@ -310,16 +321,6 @@ def load_npy(path: str | PathLike, *, trust: bool = False) -> Any:
         except ValueError as refused:
             with open(path, "rb") as f:
                 return _load_pickled_npy(f, path, refused)
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError("no such file", path) from None
-    except OSError as e:
-        raise DataError(f"cannot read file ({e.strerror or e})", path) from None
-    except MemoryError:
-        raise _out_of_memory(path, "content") from None
-    except Exception as e:  # a corrupt header or payload raises ValueError, UnpicklingError, EOFError, ...
-        raise DataError(f"not a readable .npy file ({type(e).__name__}: {e})", path, "content") from None
 
 
 def _read_npy_header(f: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:

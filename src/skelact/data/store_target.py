@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from skelact.data.store import FORMAT_NAME, MANIFEST
-from skelact.errors import StoreError
+from skelact.errors import ConfigError, StoreError
 from skelact.locking import LockedError, WriterLock, lock_beside
 
 
@@ -65,6 +65,15 @@ def default_workers() -> int:
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
+
+
+def worker_count(workers: int | None, num_items: int) -> int:
+    """The processes a writer uses for ``num_items`` items: ``workers`` (default all cores), never more than there
+    are items; fewer than 1 is a :class:`ConfigError` on ``workers``."""
+    n = default_workers() if workers is None else int(workers)
+    if n < 1:
+        raise ConfigError(f"must be at least 1, got {workers}", field="workers")
+    return min(n, num_items)
 
 def check_out(out: Path, overwrite: bool) -> None:
     """Refuse an OUT that exists unless ``overwrite`` and it is a store or an empty folder; refuse a missing parent."""
