@@ -30,7 +30,7 @@ from skelact.engine.threads import use_threads
 from skelact.errors import ConfigError
 
 NAME = "pretrain"
-HELP = "self-supervised pre-training (SkeletonCLR, CrosSCLR)"
+HELP = "self-supervised pre-training (SkeletonCLR, CrosSCLR, SkeletonMAE)"
 DESCRIPTION = ("Pre-train an encoder with the method of CONFIG (key=value overrides as for train); judge it "
                "afterwards with skelact evaluate.")
 OVERRIDES_FIELD = "items"
