@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,3 +163,12 @@ def test_builtin_nw_ucla20_builds_exactly_as_before(strategy):
     assert lay.parents == NW_UCLA20_PARENTS and lay.roots == (2,) and lay.center_joints == (2,)
     part = np.ascontiguousarray(build_partition(lay, strategy), dtype=np.float32)
     assert hashlib.sha256(part.tobytes()).hexdigest() == NW_UCLA20_PARTITION_SHA256[strategy]
+
+
+def test_readme_forest_example_builds_two_trees():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in readme.split("```yaml")[1:] if "name: two_arms" in b).split("```")[0]
+    lay = Layout.from_dict(yaml.safe_load(block))
+    assert lay.roots == (0, 4)
+    assert lay.parents == (0, 0, 1, 1, 4, 4, 5, 5)
+    assert lay.flip_permutation().tolist() == [4, 5, 6, 7, 0, 1, 2, 3]
