@@ -29,8 +29,9 @@ breadth-first walk, so ``parents[v]`` is the neighbour of ``v`` one hop closer t
 
 Forests (issue 27): tracked points with no anatomical link (two hands and elbows) form several trees. Each tree has
 one root, which is its own parent, so its bone is zero like the centre's. The roots come from ``roots`` or, with a
-``parents`` list, from its null / -1 entries; the tree holding the centre is always rooted at the centre (or, for a
-virtual centre, at its anchor). Without either, bones must form one tree, so a forgotten bone is still reported.
+``parents`` list, from its null / -1 entries; the tree holding the centre is always rooted at the centre (for a
+virtual centre: at its anchor, below, unless ``roots`` names another joint of that tree). Without either, bones
+must form one tree, so a forgotten bone is still reported.
 
 A virtual centre ``{midpoint: [a, b, ...]}`` is what centring transforms subtract: the mean of those joints'
 coordinates, skipping missing ones (``Layout.center_joints``). For graphs it is anchored at one real joint,
