@@ -36,7 +36,8 @@ class DataInfo:
 
 def same_layout(a: Layout, b: Layout) -> bool:
     """Two layouts describe the same skeleton graph (joint count, tree and centre; names may differ)."""
-    return a.num_joints == b.num_joints and tuple(a.parents) == tuple(b.parents) and a.center == b.center
+    return (a.num_joints == b.num_joints and tuple(a.parents) == tuple(b.parents) and a.center == b.center
+            and tuple(a.center_joints) == tuple(b.center_joints))
 
 
 def with_data_arguments(model_name: str, declared: Sequence[str], data: DataInfo, settings: dict[str, Any]

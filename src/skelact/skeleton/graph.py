@@ -136,7 +136,8 @@ def spatial_partition(layout: Layout | str | PathLike, max_hop: int = 1, dilatio
 
     The neighbourhood (joint pairs at hop distance ``0, d, 2d, ... <= max_hop``) is column-normalised once, as in
     :func:`uniform_partition`, and its entries ``[j, i]`` are dealt into subsets by comparing the distances
-    ``r`` of sender ``j`` and receiver ``i`` to the layout's centre joint: hop 0 gives the root subset; every
+    ``r`` of sender ``j`` and receiver ``i`` to the layout's centre joint (in a forest: to the root of each
+    joint's own tree): hop 0 gives the root subset; every
     further valid hop gives two subsets, ``r[j] >= r[i]`` (ties included) and ``r[j] < r[i]``. So ``K = 3`` for
     ``max_hop=1`` and ``K = 2 * len(valid hops) - 1`` in general, the order of the official code.
 
@@ -160,9 +161,9 @@ def spatial_partition(layout: Layout | str | PathLike, max_hop: int = 1, dilatio
     hop = hop_distance(lay, max_hop, include_extra)
     norm = _normalized_neighbourhood(hop, hops)
     if center_distance == "capped":
-        r = hop[:, lay.center]
+        r = _distance_to_own_root(lay, hop)
     else:
-        r = hop_distance(lay, lay.num_joints, include_extra)[:, lay.center]
+        r = _distance_to_own_root(lay, hop_distance(lay, lay.num_joints, include_extra))
     # further_or_equal[j, i]: sender j is at least as far from the centre as receiver i
     further_or_equal = r[:, None] >= r[None, :]
     subsets = []
@@ -181,8 +182,9 @@ def inward_outward_partition(layout: Layout | str | PathLike, include_extra: boo
 
     ``In[parent, child] = 1`` for every bone, i.e. their ``edge2mat`` of the inward pairs ``(child, parent)``
     (``A[j, i] = 1`` for pair ``(i, j)``); ``Out = In.T``. Bones are oriented towards the layout's centre (the
-    layout's ``parents``). An extra edge is oriented the same way by graph distance to the centre; one between two
-    joints equally far from it is put in both directions, so ``Out == In.T`` still holds before normalisation.
+    layout's ``parents``; in a forest towards the root of each tree). An extra edge is oriented the same way by
+    graph distance to the centre (to each joint's own root); one between two joints equally far from it is put in
+    both directions, so ``Out == In.T`` still holds before normalisation.
     """
     lay = _as_layout(layout)
     inward = _inward_matrix(lay, include_extra)
@@ -190,12 +192,20 @@ def inward_outward_partition(layout: Layout | str | PathLike, include_extra: boo
     return np.stack([eye, normalize_digraph(inward), normalize_digraph(inward.T)]).astype(np.float32)
 
 
+def _distance_to_own_root(lay: Layout, hop: np.ndarray) -> np.ndarray:
+    """Each joint's entry of ``hop`` towards the root of its own tree: for a one-tree layout the column of the
+    centre, as in ST-GCN; in a forest (issue 27) every tree is measured from its own root, so no joint is at an
+    infinite distance merely for having no bone path to the centre. A virtual centre's tree is measured from its
+    anchor joint ``lay.center``."""
+    return hop[np.arange(lay.num_joints), lay.root_of_joint()]
+
+
 def _inward_matrix(lay: Layout, include_extra: bool) -> np.ndarray:
     inward = np.zeros((lay.num_joints, lay.num_joints), dtype=np.float32)
     for child, parent in lay.bones:
         inward[parent, child] = 1.0
     if include_extra and lay.extra_edges:
-        r = hop_distance(lay, lay.num_joints, include_extra=True)[:, lay.center]
+        r = _distance_to_own_root(lay, hop_distance(lay, lay.num_joints, include_extra=True))
         for a, b in lay.extra_edges:
             if r[a] >= r[b]:
                 inward[b, a] = 1.0

@@ -12,9 +12,13 @@ The YAML form::
     bones:                                                # undirected, must form a tree over all joints
       - [spine, pelvis]
       - ...
-    # or, instead of bones, a parent list (one entry per joint; the centre is its own parent, or null):
+    # or, instead of bones, a parent list (one entry per joint; a root is its own parent, null or -1):
     # parents: [null, pelvis, spine, ...]
     center: neck                                           # the root of the tree (ST-GCN's "centre of gravity")
+    # or a virtual centre, the mean of named joints (no new joint column in the data):
+    # center: {midpoint: [left_hip, right_hip]}
+    roots: [neck, left_wrist]                              # optional: one root per tree when the joints form a
+                                                           # forest (several unconnected trees)
     extra_edges: []                                        # optional non-tree edges, used by graphs only
     parts: {torso: [pelvis, spine, neck], head: [head], ...}
     flip_pairs: [[l_shoulder, r_shoulder], ...]
@@ -22,6 +26,18 @@ The YAML form::
 Joints may be referred to by name or by 0-based index everywhere. Bones are oriented towards the centre by a
 breadth-first walk, so ``parents[v]`` is the neighbour of ``v`` one hop closer to the centre; this is the
 "inward" direction of 2s-AGCN / CTR-GCN and the bone vector of the bone modality is ``x[v] - x[parents[v]]``.
+
+Forests (issue 27): tracked points with no anatomical link (two hands and elbows) form several trees. Each tree has
+one root, which is its own parent, so its bone is zero like the centre's. The roots come from ``roots`` or, with a
+``parents`` list, from its null / -1 entries; the tree holding the centre is always rooted at the centre (for a
+virtual centre: at its anchor, below, unless ``roots`` names another joint of that tree). Without either, bones
+must form one tree, so a forgotten bone is still reported.
+
+A virtual centre ``{midpoint: [a, b, ...]}`` is what centring transforms subtract: the mean of those joints'
+coordinates, skipping missing ones (``Layout.center_joints``). For graphs it is anchored at one real joint,
+``Layout.center``: the joint of their tree whose largest hop distance to the named joints is smallest (ties: the
+smaller sum of distances, then the lower index), i.e. the joint nearest to the midpoint along the tree (the pelvis
+for two hips joined through it). Graph partitions measure each joint's distance to the root of its own tree.
 """
 
 from __future__ import annotations
@@ -55,6 +71,32 @@ class Layout:
     flip_pairs: tuple[tuple[int, int], ...] = ()
     extra_edges: tuple[tuple[int, int], ...] = ()
     description: str = ""
+    #: one root per tree, the centre's tree first; ``(center,)`` for a single tree
+    roots: tuple[int, ...] = ()
+    #: the joints whose mean is the point centring transforms subtract; ``(center,)`` unless the centre is virtual
+    center_joints: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Defaults that depend on ``center``: a layout built directly stays a single tree with a joint centre.
+        if not self.roots:
+            object.__setattr__(self, "roots", (self.center,))
+        if not self.center_joints:
+            object.__setattr__(self, "center_joints", (self.center,))
+
+    @property
+    def is_virtual_center(self) -> bool:
+        """The centre is a midpoint of joints rather than one joint."""
+        return self.center_joints != (self.center,)
+
+    def root_of_joint(self) -> np.ndarray:
+        """For each joint, the root of its own tree (follow ``parents`` until a joint is its own parent)."""
+        out = np.empty(self.num_joints, dtype=np.int64)
+        for v in range(self.num_joints):
+            u = v
+            while self.parents[u] != u:
+                u = self.parents[u]
+            out[v] = u
+        return out
 
     @property
     def num_joints(self) -> int:
@@ -62,8 +104,9 @@ class Layout:
 
     @property
     def bones(self) -> tuple[tuple[int, int], ...]:
-        """The ``V - 1`` tree edges as ``(child, parent)`` pairs, child further from the centre."""
-        return tuple((v, p) for v, p in enumerate(self.parents) if v != self.center)
+        """The tree edges (``V`` minus the number of roots) as ``(child, parent)`` pairs, child further from its
+        tree's root."""
+        return tuple((v, p) for v, p in enumerate(self.parents) if v != p)
 
     @property
     def edges(self) -> tuple[tuple[int, int], ...]:
@@ -98,10 +141,13 @@ class Layout:
             "description": self.description,
             "joints": list(names),
             "bones": [[names[c], names[p]] for c, p in self.bones],
-            "center": names[self.center],
+            "center": ({"midpoint": [names[j] for j in self.center_joints]} if self.is_virtual_center
+                       else names[self.center]),
             "parts": {k: [names[j] for j in v] for k, v in self.parts.items()},
             "flip_pairs": [[names[a], names[b]] for a, b in self.flip_pairs],
         }
+        if len(self.roots) > 1 or self.is_virtual_center:
+            d["roots"] = [names[r] for r in self.roots]
         if self.extra_edges:
             d["extra_edges"] = [[names[a], names[b]] for a, b in self.extra_edges]
         return d
@@ -113,7 +159,7 @@ class Layout:
         if not isinstance(spec, Mapping):
             raise LayoutError(f"expected a mapping with joints/bones/center, got {type(spec).__name__}", src)
         known = {"name", "description", "joints", "bones", "parents", "center", "parts", "flip_pairs",
-                 "extra_edges"}
+                 "extra_edges", "roots"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise LayoutError(f"unknown key(s) {unknown}; expected some of {sorted(known)}", src, unknown[0])
@@ -132,7 +178,7 @@ class Layout:
 
         if "center" not in spec:
             raise LayoutError("missing: name or index of the centre joint", src, "center")
-        center = joint(spec["center"], "center")
+        center_joints = _center_joints(spec["center"], joint, src)
 
         has_bones, has_parents = "bones" in spec, "parents" in spec
         if has_bones == has_parents:
@@ -145,12 +191,25 @@ class Layout:
                 raise LayoutError(f"must list one parent per joint ({num})", src, "parents")
             undirected = []
             for v, p in enumerate(plist):
-                if p is None:
+                if p is None or (isinstance(p, int) and not isinstance(p, bool) and p == -1):
                     continue
                 pi = joint(p, f"parents[{v}]")
                 if pi != v:
                     undirected.append((v, pi))
-        parents = _orient_tree(undirected, num, center, joints, src, "bones" if has_bones else "parents")
+        where = "bones" if has_bones else "parents"
+        neighbours = _tree_neighbours(undirected, num, joints, src, where)
+        declared_roots = None
+        if "roots" in spec:
+            raw_roots = spec["roots"]
+            if not isinstance(raw_roots, (list, tuple)) or not raw_roots:
+                raise LayoutError("must be a non-empty list of joints, one root per tree", src, "roots")
+            declared_roots = [joint(r, f"roots[{k}]") for k, r in enumerate(raw_roots)]
+        elif not has_bones:
+            # a parents list declares its roots by entries with no parent
+            declared_roots = [v for v in range(num) if v not in {a for a, _ in undirected}]
+        roots = _choose_roots(neighbours, center_joints, declared_roots, "roots" in spec, joints, src, where)
+        center = roots[0]
+        parents = _orient_forest(neighbours, roots)
 
         parts_raw = spec.get("parts") or {}
         if not isinstance(parts_raw, Mapping):
@@ -170,7 +229,8 @@ class Layout:
         extra = tuple(e for e in _pairs(spec.get("extra_edges") or [], joint, src, "extra_edges")
                       if frozenset(e) not in tree)
         return cls(name=name, joints=joints, parents=tuple(parents), center=center, parts=parts,
-                   flip_pairs=flip_pairs, extra_edges=extra, description=str(spec.get("description") or ""))
+                   flip_pairs=flip_pairs, extra_edges=extra, description=str(spec.get("description") or ""),
+                   roots=tuple(roots), center_joints=tuple(center_joints))
 
 
 def _resolve_joint(ref: Any, joints: tuple[str, ...], src: str | None, where: str) -> int:
@@ -194,12 +254,23 @@ def _pairs(raw: Any, joint, src: str | None, where: str) -> list[tuple[int, int]
     return out
 
 
-def _orient_tree(edges: list[tuple[int, int]], num: int, center: int, joints, src,
-                 where: str = "bones") -> list[int]:
-    """Parent of each joint on the shortest path to ``center``; the edges must form a spanning tree.
+def _center_joints(raw: Any, joint, src) -> list[int]:
+    """The joint(s) whose mean is the centre: one joint, or ``{midpoint: [joints]}`` for a virtual centre."""
+    if isinstance(raw, Mapping):
+        if set(raw) != {"midpoint"} or not isinstance(raw["midpoint"], (list, tuple)) or not raw["midpoint"]:
+            raise LayoutError("expected a joint or {midpoint: [joint, joint, ...]}", src, "center")
+        members = [joint(j, f"center.midpoint[{k}]") for k, j in enumerate(raw["midpoint"])]
+        if len(set(members)) != len(members):
+            raise LayoutError("the midpoint names a joint twice", src, "center.midpoint")
+        return members
+    return [joint(raw, "center")]
+
+
+def _tree_neighbours(edges: list[tuple[int, int]], num: int, joints, src, where: str) -> list[list[int]]:
+    """Neighbour lists of the bones, which must form a forest (no self-loop, repeated bone or cycle).
 
     Problems are reported in the order a user can fix them: a self-loop or repeated bone, then the first bone
-    that closes a cycle (with the cycle spelled out), then the joints left unconnected.
+    that closes a cycle (with the cycle spelled out).
     """
     seen: set[frozenset[int]] = set()
     neighbours: list[list[int]] = [[] for _ in range(num)]
@@ -216,18 +287,76 @@ def _orient_tree(edges: list[tuple[int, int]], num: int, center: int, joints, sr
         seen.add(frozenset((a, b)))
         neighbours[a].append(b)
         neighbours[b].append(a)
-    parents = [-1] * num
-    parents[center] = center
-    queue = deque([center])
+    return neighbours
+
+
+def _hops_from(neighbours: list[list[int]], start: int) -> dict[int, int]:
+    """Hop distance from ``start`` to every joint of its tree."""
+    dist = {start: 0}
+    queue = deque([start])
     while queue:
         v = queue.popleft()
         for u in neighbours[v]:
-            if parents[u] < 0:
-                parents[u] = v
+            if u not in dist:
+                dist[u] = dist[v] + 1
                 queue.append(u)
-    unreached = [joints[v] for v in range(num) if parents[v] < 0]
+    return dist
+
+
+def _choose_roots(neighbours, center_joints: list[int], declared: list[int] | None, explicit: bool, joints, src,
+                  where: str) -> list[int]:
+    """One root per tree, the centre's tree first (its root becomes ``Layout.center``)."""
+    tree_of = _hops_from(neighbours, center_joints[0])
+    outside = [joints[j] for j in center_joints if j not in tree_of]
+    if outside:
+        raise LayoutError(f"the midpoint's joint(s) {outside} are not in the same tree as "
+                          f"{joints[center_joints[0]]!r}", src, "center")
+    if len(center_joints) == 1:
+        anchor = center_joints[0]
+    else:
+        far = {j: _hops_from(neighbours, j) for j in center_joints}
+        anchor = min(tree_of, key=lambda v: (max(far[j][v] for j in center_joints),
+                                             sum(far[j][v] for j in center_joints), v))
+    if declared is None:
+        unreached = [joints[v] for v in range(len(joints)) if v not in tree_of]
+        if unreached:
+            raise LayoutError(f"joint(s) {unreached} are not connected to the centre {joints[anchor]!r}; if the "
+                              "skeleton is several trees, name one root per tree under 'roots'", src, where)
+        return [anchor]
+    field_name = "roots" if explicit else where
+    roots = [anchor]
+    covered = set(tree_of)
+    for r in declared:
+        if r in tree_of:
+            if explicit and r != anchor and len(center_joints) == 1:
+                raise LayoutError(f"root {joints[r]!r} is in the tree of the centre {joints[anchor]!r}, whose root "
+                                  "is the centre", src, field_name)
+            if explicit and len(center_joints) > 1:
+                roots[0] = r  # a virtual centre's tree may be rooted where the user says
+            continue
+        if r in covered:
+            raise LayoutError(f"root {joints[r]!r} is in a tree that already has a root", src, field_name)
+        roots.append(r)
+        covered.update(_hops_from(neighbours, r))
+    unreached = [joints[v] for v in range(len(joints)) if v not in covered]
     if unreached:
-        raise LayoutError(f"joint(s) {unreached} are not connected to the centre {joints[center]!r}", src, where)
+        raise LayoutError(f"joint(s) {unreached} are in no tree with a root; name one of them under 'roots'",
+                          src, field_name)
+    return roots
+
+
+def _orient_forest(neighbours: list[list[int]], roots: list[int]) -> list[int]:
+    """Parent of each joint on the shortest path to the root of its tree; a root is its own parent."""
+    parents = [-1] * len(neighbours)
+    for root in roots:
+        parents[root] = root
+        queue = deque([root])
+        while queue:
+            v = queue.popleft()
+            for u in neighbours[v]:
+                if parents[u] < 0:
+                    parents[u] = v
+                    queue.append(u)
     return parents
 
 

@@ -1,9 +1,10 @@
 """The four input modalities of the multi-stream GCNs (2s-AGCN, CTR-GCN, FR-Head), computed here and nowhere else.
 
 * ``joint``: the coordinates as they are;
-* ``bone``: ``x[v] - x[parents[v]]`` with the layout's parents (bones point away from the centre; the centre is its
-  own parent, so its bone is zero). For NTU-25 and NW-UCLA-20 this is CTR-GCN's ``ntu_pairs`` / its NW-UCLA feeder's
-  bone list when the layout's tree and centre match theirs (the tests check the built-in layouts);
+* ``bone``: ``x[v] - x[parents[v]]`` with the layout's parents (bones point away from the centre; the centre, and
+  in a forest every tree's root, is its own parent, so its bone is zero). For NTU-25 and NW-UCLA-20 this is
+  CTR-GCN's ``ntu_pairs`` / its NW-UCLA feeder's bone list when the layout's tree and centre match theirs (the
+  tests check the built-in layouts);
 * ``joint_motion``: ``x[t + 1] - x[t]``, the last frame zero (CTR-GCN's ``vel`` / NW-UCLA ``motion``);
 * ``bone_motion``: the motion of the bones.
 
@@ -43,7 +44,7 @@ def modality_name(name: str) -> str:
 
 
 def bone_vectors(keypoints: np.ndarray, layout: Layout) -> np.ndarray:
-    """``x[..., v, :] - x[..., parents[v], :]`` for every joint; zero at the centre."""
+    """``x[..., v, :] - x[..., parents[v], :]`` for every joint; zero at the centre and every other root."""
     x = np.asarray(keypoints)
     return x - x[..., np.asarray(layout.parents), :]
 

@@ -196,14 +196,14 @@ def scale_bones(keypoints: np.ndarray, layout: Layout, factors: np.ndarray) -> n
 
 
 def _outward_order(layout: Layout) -> list[int]:
-    """Joints other than the centre, each after its parent."""
+    """Joints other than the roots (the centre, or every tree's root in a forest), each after its parent."""
     depth = [0] * layout.num_joints
     for v in range(layout.num_joints):
         u, d = v, 0
-        while u != layout.center:
+        while layout.parents[u] != u:
             u, d = layout.parents[u], d + 1
         depth[v] = d
-    return sorted((v for v in range(layout.num_joints) if v != layout.center), key=lambda v: depth[v])
+    return sorted((v for v in range(layout.num_joints) if layout.parents[v] != v), key=lambda v: depth[v])
 
 
 @register_transform

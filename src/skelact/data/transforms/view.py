@@ -52,7 +52,9 @@ class CenterOnJoint:
     every person's every frame on its own joint (CrosSCLR's NTU pre-processing, on the spine-shoulder joint). With
     ``each``, missing joints (all-zero) stay missing, and a frame whose centre joint is missing uses that person's
     last measured centre (:func:`~skelact.data.transforms.hold.hold_last_valid`). ``joint`` is an index or (with a
-    layout) a joint name.
+    layout) a joint name, or ``"center"`` for the layout's centre: its centre joint, or for a virtual centre
+    (``center: {midpoint: [...]}``, issue 27) the mean of the named joints that are measured (not all-zero); a
+    layout joint literally named ``center`` is what ``"center"`` means on such a layout.
     """
 
     def __init__(self, joint: int | str = 1, frame: str = "first"):
@@ -63,7 +65,7 @@ class CenterOnJoint:
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         kp = get_keypoints(sample, "CenterOnJoint")
-        j = _resolve(sample, kp, self.joint, "CenterOnJoint")
+        j = _centre_joints(sample, kp, self.joint)
         x = kp.astype(np.float64)
         absent = absent_person_frames(kp)[..., None, None]
         if self.frame == "each":
@@ -73,25 +75,53 @@ class CenterOnJoint:
             if present.size == 0:
                 raise DataError("CenterOnJoint: the first person is absent from every frame", sample_name(sample),
                                 "keypoints")
-            centre = x[0, present[0], j]
+            centre = _mean_of_measured(x[0, present[0]], j)
+            if centre is None:
+                raise DataError("CenterOnJoint: the first person's first frame shows none of the centre joints "
+                                f"{list(j)}", sample_name(sample), "keypoints")
         return updated(sample, keypoints=as_float32(np.where(absent, 0.0, x - centre)))
 
     def __repr__(self) -> str:
         return f"CenterOnJoint(joint={self.joint!r}, frame={self.frame!r})"
 
 
-def _centre_each_frame(sample: Sample, x: np.ndarray, joint: int) -> np.ndarray:
-    """Every person's every frame minus that frame's ``joint``; missing joints stay at zero."""
+def _centre_joints(sample: Sample, kp: np.ndarray, ref: int | str) -> tuple[int, ...]:
+    """The joints whose mean is the centre: ``ref`` alone, or the layout's centre joints for ``"center"``."""
+    if ref == "center":
+        layout = get_layout_of(sample, kp, "CenterOnJoint")
+        if "center" not in layout.joints:
+            return tuple(layout.center_joints)
+    return (_resolve(sample, kp, ref, "CenterOnJoint"),)
+
+
+def _mean_of_measured(frame: np.ndarray, joints: tuple[int, ...]) -> np.ndarray | None:
+    """Mean of ``frame[joints]`` over the joints that are measured (not all-zero); None if none is."""
+    points = frame[list(joints)]
+    measured = np.any(points != 0, axis=-1)
+    if len(joints) == 1:
+        return points[0]  # one centre joint: used as given, as before virtual centres existed
+    return points[measured].mean(axis=0) if measured.any() else None
+
+
+def _centre_each_frame(sample: Sample, x: np.ndarray, joints: tuple[int, ...]) -> np.ndarray:
+    """Every person's every frame minus that frame's centre (the mean of the measured ``joints``); missing joints
+    stay at zero."""
     present = np.any(x != 0, axis=-1)  # [M, T, V]
+    sub = x[..., list(joints), :]  # [M, T, J, C]
+    sub_present = present[..., list(joints)]  # [M, T, J]
+    counts = sub_present.sum(axis=-1)  # [M, T]
+    means = np.where(counts[..., None] > 0,
+                     (sub * sub_present[..., None]).sum(axis=-2) / np.maximum(counts, 1)[..., None], 0.0)
+    joint = joints[0] if len(joints) == 1 else list(joints)
     out = np.zeros_like(x)
     for m in range(x.shape[0]):
-        measured = present[m, :, joint]
+        measured = counts[m] > 0
         if not present[m].any():
             continue  # absent throughout (padding, no second person): stays all-zero
         if not measured.any():
             raise DataError(f"CenterOnJoint: person {m} never shows joint {joint}, the joint to centre on",
                             sample_name(sample), "keypoints")
-        centre = hold_last_valid(x[m, :, joint], measured)  # [T, C]
+        centre = hold_last_valid(means[m], measured)  # [T, C]
         out[m] = np.where(present[m][..., None], x[m] - centre[:, None, :], 0.0)
     return out
 
