@@ -42,8 +42,9 @@ from skelact.data.sources import open_source, source_class
 from skelact.data.sources.base import DEFAULT_MAX_FRAMES, Source, is_printable, max_frames_option, printable
 from skelact.data.splits import (SplitBuilder, read_split_file, resolve_named_splits, short_names)
 from skelact.data.store import StoreWriter, commit_directory, temporary_sibling
-from skelact.data.store_target import PrepareReport, check_out, clean_leftovers, store_lock, worker_count
-from skelact.errors import ConfigError, DataError, SkelactError, StoreError, disk_full_error, is_disk_full
+from skelact.data.store_target import (PrepareReport, check_out, clean_leftovers, store_lock, store_write_error,
+                                       worker_count)
+from skelact.errors import ConfigError, DataError, SkelactError, StoreError
 from skelact.skeleton.layout import Layout, get_layout
 
 
@@ -347,11 +348,9 @@ def _prepare_locked(fmt: str, src: str | PathLike, out: Path, workers: int | Non
             pool.join()
         if writer is not None:
             writer.abort()
-        if is_disk_full(error):
-            full_file = Path(error.filename).name if getattr(error, "filename", None) else None
-            raise disk_full_error(out, _space_needed(writer, processed, len(items)), full_file) from None
-        if isinstance(error, OSError):  # no permission, ...: say where, not a traceback
-            raise StoreError(f"cannot write the store ({error.strerror or error})", error.filename or out) from None
+        said = store_write_error(error, out, _space_needed(writer, processed, len(items)))
+        if said is not None:  # a full disk, no permission, ...: say where, not a traceback
+            raise said from None
         raise
     return PrepareReport(out=out, format=fmt, source=str(src), num_items=len(items), num_samples=len(writer),
                          total_frames=total_frames, seconds=time.perf_counter() - started, workers=n_workers,

@@ -20,14 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from skelact.data.store_target import PrepareReport, check_out, clean_leftovers, store_lock, worker_count
+from skelact.data.store_target import (PrepareReport, check_out, clean_leftovers, store_lock, store_write_error,
+                                       worker_count)
 from skelact.data.sources import open_source
 from skelact.data.sources.base import Source
 from skelact.data.sources.video_folder import is_ucf_list
 from skelact.data.splits import read_split_file, resolve_named_splits
 from skelact.data.store import StoreWriter, commit_directory, temporary_sibling
 from skelact.data.video_sample import VideoSample
-from skelact.errors import DataError, SkelactError, StoreError, disk_full_error, is_disk_full
+from skelact.errors import DataError, SkelactError
 
 _worker_source: dict[str, Source] = {}
 
@@ -123,11 +124,9 @@ def prepare_videos(fmt: str, src: str | PathLike, out: str | PathLike, workers: 
         except BaseException as error:
             if writer is not None:
                 writer.abort()
-            if is_disk_full(error):
-                raise disk_full_error(out) from None
-            if isinstance(error, OSError):
-                raise StoreError(f"cannot write the store ({error.strerror or error})",
-                                 error.filename or out) from None
+            said = store_write_error(error, out)
+            if said is not None:
+                raise said from None
             raise
     return PrepareReport(out=out, format=fmt, source=str(src), num_items=len(items), num_samples=len(writer),
                          total_frames=total_frames, seconds=time.perf_counter() - started, workers=n_workers,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from skelact.data.store import FORMAT_NAME, MANIFEST
-from skelact.errors import ConfigError, StoreError
+from skelact.errors import ConfigError, SkelactError, StoreError, disk_full_error, is_disk_full
 from skelact.locking import LockedError, WriterLock, lock_beside
 
 
@@ -66,6 +66,18 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+
+
+def store_write_error(error: BaseException, out: Path, needed_bytes: int | None = None) -> SkelactError | None:
+    """The one-line error for a write of the store ``out`` that failed with ``error``: a full disk names the file
+    it filled and the space the store needs (``needed_bytes``, when known); another OS error (no permission, ...)
+    says where; None for anything else, which the caller re-raises."""
+    if is_disk_full(error):
+        full_file = Path(error.filename).name if getattr(error, "filename", None) else None
+        return disk_full_error(out, needed_bytes, full_file)
+    if isinstance(error, OSError):
+        return StoreError(f"cannot write the store ({error.strerror or error})", error.filename or out)
+    return None
 
 def worker_count(workers: int | None, num_items: int) -> int:
     """The processes a writer uses for ``num_items`` items: ``workers`` (default all cores), never more than there
