@@ -1,5 +1,9 @@
 """Supervised classification: cross-entropy on the model's logits (ST-GCN, CTR-GCN and their multi-stream runs).
 
+A model with a head per pathway (RGBPose-Conv3D) names them in its ``loss_weights``: the loss is the weighted sum of
+each head's cross-entropy (pyskl's ``MMRecognizer3D``), not one loss on the fused scores, which the PoseConv3D paper
+reports over-fits.
+
 Both reference implementations optimise plain ``nn.CrossEntropyLoss`` on the logits (CTR-GCN ``main.py``, ST-GCN
 ``processor/recognition.py``). ``label_smoothing`` (Szegedy et al., 2016) is an option, off by default; with it
 the target puts ``1 - eps + eps / K`` on the true class and ``eps / K`` on every other one (PyTorch's definition).
@@ -52,7 +56,15 @@ class SupervisedMethod(nn.Module):
 
     def training_step(self, batch: dict[str, Any]) -> tuple:
         """``(loss, logits)`` for one training batch (plus the loss parts when the model has an auxiliary
-        classifier whose ``aux_weight`` is above 0)."""
+        classifier whose ``aux_weight`` is above 0, or a head per pathway with ``loss_weights``)."""
+        loss_weights = getattr(self.model, "loss_weights", None)
+        if isinstance(loss_weights, dict) and loss_weights:
+            # a head per pathway, a loss per head (RGBPose-Conv3D, pyskl's loss_components): each head's
+            # cross-entropy on its own logits, weighted; the fused output is only what accuracy is measured on
+            fused, pathway_logits = self.model(**model_inputs(batch), return_pathways=True)
+            parts = {name: self.loss(pathway_logits[name], batch["label"]) for name in loss_weights}
+            total = sum(loss_weights[name] * part for name, part in parts.items())
+            return total, fused, {f"ce_{name}": part.detach() for name, part in parts.items()}
         aux_weight = float(getattr(self.model, "aux_weight", 0.0))
         if aux_weight > 0:
             # a model with an auxiliary classifier on its lower layers (FstCN) adds its weighted cross-entropy

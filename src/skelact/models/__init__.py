@@ -8,6 +8,8 @@ inside. The 3D CNNs compute in ``[N, C, T, H, W]`` (:mod:`skelact.models.conv3d_
 - :class:`PoseConv3D`: PoseConv3D (Duan et al., CVPR 2022): a 3D CNN (ResNet3D-SlowOnly, C3D-light, X3D-shallow)
   and the I3D head on pose heatmap volumes, the named input ``heatmap`` ``[N, K, T, H, W]`` (or
   ``[N, clips, K, T, H, W]``, clip scores averaged).
+- :class:`RGBPoseConv3D`: RGBPose-Conv3D (Duan et al., CVPR 2022): an RGB SlowOnly pathway on ``rgb`` and a pose
+  SlowOnly pathway on ``heatmap``, lateral connections both ways, a head each, late fusion of their scores.
 - :class:`FstCN`: FstCN (Sun et al., ICCV 2015) on RGB clip pairs ``clip``, ``diff`` ``[N, 3, T, H, W]``;
   :class:`FrameCNN`, its frame-level 2D CNN baseline on ``clip``.
 - :class:`SkeletonGIN`: SkeletonMAE's per-frame GIN encoder with a pooled embedding (Yan et al., ICCV 2023).
@@ -28,13 +30,15 @@ from skelact.models.frame_cnn import FrameCNN
 from skelact.models.fstcn import FstCN
 from skelact.models.layers import FR_HEAD_BLOCKS, DataBatchNorm, SkeletonGCN, standard_block_specs
 from skelact.models.poseconv3d import BACKBONES_3D, PoseConv3D
+from skelact.models.rgbpose_conv3d import RGBPoseConv3D
 from skelact.models.skeleton_gin import SkeletonGIN
 from skelact.models.stgcn import STGCN
 from skelact.models.strl import STRL
 
 #: Model classes by the name a config's ``model.type`` uses (imported, so the import structure shows them).
 MODELS: dict[str, type] = {"stgcn": STGCN, "ctrgcn": CTRGCN, "poseconv3d": PoseConv3D, "fstcn": FstCN,
-                          "frame_cnn": FrameCNN, "skeleton_gin": SkeletonGIN, "strl": STRL}
+                          "frame_cnn": FrameCNN, "skeleton_gin": SkeletonGIN, "strl": STRL,
+                          "rgbpose_conv3d": RGBPoseConv3D}
 #: the former name of :data:`MODELS`
 BACKBONES = MODELS
 
@@ -61,5 +65,5 @@ def build_backbone(name: str, num_classes: int, **kwargs) -> SkeletonGCN:
 
 
 __all__ = ["BACKBONES", "BACKBONES_3D", "CTRGCN", "FR_HEAD_BLOCKS", "FrameCNN", "FstCN", "MODELS", "STGCN", "STRL",
-           "DataArguments", "DataBatchNorm", "DataInfo", "PoseConv3D", "SkeletonGCN", "SkeletonGIN", "build_backbone",
+           "DataArguments", "DataBatchNorm", "DataInfo", "PoseConv3D", "RGBPoseConv3D", "SkeletonGCN", "SkeletonGIN", "build_backbone",
            "register_model", "same_layout", "standard_block_specs"]

@@ -17,7 +17,9 @@ it is 512 x 24 x 7 x 7.
 
 The stem max-pool: the reference keeps a ``1 x 3 x 3`` max-pool of stride ``pool1_stride_s = 1`` (shape-preserving,
 no down-sampling); ``stem_pool=False`` drops it, which is what "no pool1" in the paper's text would mean. Neither
-has parameters.
+has parameters. The same class is RGBPose-Conv3D's RGB pathway (the ordinary SlowOnly-R50 of SlowFast: base 64,
+blocks 3-4-6-3, inflate 0-0-1-1, spatial strides 1-2-2-2, no temporal strides, stem stride 2 and
+``stem_pool_stride=2``, pyskl's ``conv1_stride_s = pool1_stride_s = 2``).
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ class ResNet3dSlowOnly(nn.Module):
     def __init__(self, in_channels: int, base_channels: int = 32, stage_blocks: Sequence[int] = (4, 6, 3),
                  inflate: Sequence[int] = (0, 1, 1), spatial_strides: Sequence[int] = (2, 2, 2),
                  temporal_strides: Sequence[int] = (1, 1, 2), stem_kernel: Sequence[int] = (1, 7, 7),
-                 stem_stride: int = 1, stem_pool: bool = True, zero_init_residual: bool = True):
+                 stem_stride: int = 1, stem_pool: bool = True, stem_pool_stride: int = 1,
+                 zero_init_residual: bool = True):
         super().__init__()
         if in_channels < 1 or base_channels < 1:
             raise ConfigError(f"needs at least one input and one base channel, got in_channels={in_channels}, "
@@ -87,7 +90,10 @@ class ResNet3dSlowOnly(nn.Module):
         spatial = _per_stage("spatial_strides", spatial_strides, stages)
         temporal = _per_stage("temporal_strides", temporal_strides, stages)
         self.stem = ConvBNAct3d(in_channels, base_channels, tuple(stem_kernel), (1, stem_stride, stem_stride))
-        self.stem_pool = nn.MaxPool3d((1, 3, 3), 1, (0, 1, 1)) if stem_pool else nn.Identity()
+        if int(stem_pool_stride) < 1:
+            raise ConfigError(f"expected a stride of at least 1, got {stem_pool_stride}", field="stem_pool_stride")
+        pool_stride = (1, int(stem_pool_stride), int(stem_pool_stride))
+        self.stem_pool = nn.MaxPool3d((1, 3, 3), pool_stride, (0, 1, 1)) if stem_pool else nn.Identity()
         width = base_channels
         self.stages = nn.ModuleList()
         for i, blocks in enumerate(stage_blocks):

@@ -35,6 +35,8 @@ argument raises one :class:`~skelact.errors.ConfigError` naming it. :data:`PRESE
 ``ToModality``         joint, bone, joint_motion, bone_motion (:mod:`.modality`, the only place they are computed)
 ``SubjectCrop`` ...    pyskl ``PoseCompact``, ``Resize``, ``RandomResizedCrop``, ``GeneratePoseTarget`` (``GenerateHeatmap``,
                        ``HeatmapFlip``): PoseConv3D heatmap volumes (:mod:`.heatmap`)
+``RGBPoseClips``       pyskl ``MMUniformSampleFrames`` ... ``GeneratePoseTarget(scaling=0.25)``: RGBPose-Conv3D's
+                       RGB clip and heatmap clip of one video, one crop and flip (:mod:`.rgb_pose_clips`)
 ``ToInputs``           the last step: names the arrays the model takes (:mod:`.inputs`)
 =====================  ===========================================================================================
 
@@ -64,6 +66,7 @@ from skelact.data.transforms.modality import (
     to_modality,
 )
 from skelact.data.transforms.presets import PRESETS, preset_pipeline, preset_specs
+from skelact.data.transforms.rgb_pose_clips import RGBPoseClips
 from skelact.data.transforms.registry import TRANSFORMS, available_transforms, build_transform, register_transform
 from skelact.data.transforms.sample import Sample, sample_from_sequence
 from skelact.data.transforms.spatial import (
@@ -104,6 +107,7 @@ __all__ = [
     "AlignShoulders",
     "CenterOnJoint",
     "ClipPairs",
+    "RGBPoseClips",
     "Compose",
     "Flip",
     "GenerateHeatmap",
