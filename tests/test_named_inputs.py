@@ -237,3 +237,35 @@ def test_init_from_run_copies_the_prefix_and_refuses_mismatches(two_stream_runs)
                                    "init.target_prefix=model."])
     with pytest.raises(ConfigError, match=r"unexpected .*model\.weight.*missing .*model\.joint\.weight"):
         init_from_run(missing, method, log=lambda _: None)
+
+
+def test_init_also_merges_two_runs_into_two_parts_and_refuses_a_key_given_twice(two_stream_runs):
+    """RGBPose-Conv3D's merge (pyskl's merge_pretrain): one part of the model from each run, by key prefix."""
+    from skelact.config import load_config
+    from skelact.engine.initialise import init_from_run
+    from skelact.methods.supervised import SupervisedMethod
+
+    config, runs = two_stream_runs[:2]
+    sources = [torch.load(r / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+               for r in runs]
+    torch.manual_seed(7)
+    method = SupervisedMethod(TwoStream(10, 3))
+    also = (f"init.also=[{{from_run: {runs[1]}, source_prefix: model.bone., target_prefix: model.bone.}}]")
+    loaded = load_config(config, [f"init.from_run={runs[0]}", "init.source_prefix=model.joint.",
+                                  "init.target_prefix=model.joint.", also])
+    assert init_from_run(loaded, method, log=lambda _: None) == 4
+    assert torch.equal(method.model.joint.weight, sources[0]["method.model.joint.weight"])
+    assert torch.equal(method.model.bone.weight, sources[1]["method.model.bone.weight"])
+    assert not torch.equal(sources[0]["method.model.bone.weight"], sources[1]["method.model.bone.weight"])
+    # the same target from both runs: one line, and the first run's copy is undone
+    torch.manual_seed(8)
+    method = SupervisedMethod(TwoStream(10, 3))
+    before = method.model.joint.weight.detach().clone()
+    twice = (f"init.also=[{{from_run: {runs[1]}, source_prefix: model.joint., target_prefix: model.joint.}}]")
+    loaded = load_config(config, [f"init.from_run={runs[0]}", "init.source_prefix=model.joint.",
+                                  "init.target_prefix=model.joint.", twice])
+    with pytest.raises(ConfigError, match="already came from init"):
+        init_from_run(loaded, method, log=lambda _: None)
+    assert torch.equal(before, method.model.joint.weight)
+    with pytest.raises(ConfigError, match="replaced whole"):
+        load_config(config, [f"init.also.0.from_run={runs[1]}"])

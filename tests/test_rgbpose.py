@@ -296,3 +296,34 @@ def test_one_training_step_adds_the_two_heads_losses(rendered):
     for key in ("rgb.head.fc.weight", "pose.head.fc.weight", "laterals.pose_to_rgb_2.transform.conv.weight",
                 "laterals.rgb_to_pose_1.transform.conv.weight"):
         assert not torch.equal(before[key], after[key]), key
+
+
+# -- configs -----------------------------------------------------------------------------------------------------------
+
+CONFIGS = ("rgbpose_rgb_only", "rgbpose_pose_only", "rgbpose_conv3d", "rgbpose_rgb_only_cpu",
+           "rgbpose_pose_only_cpu", "rgbpose_conv3d_cpu")
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_configs_build_their_network_and_pipelines(name, rendered):
+    from pathlib import Path
+
+    from skelact.config import load_config
+    from skelact.engine.build import build_model, build_pipeline_of
+
+    store, _ = rendered
+    loaded = load_config(Path(__file__).parents[1] / "configs" / "penn_action" / f"{name}.yaml")
+    d = loaded.cfg.data
+    assert d.format == "penn-action-rendered" and d.source == "penn_action_labels"  # prepared on first use
+    model = build_model(loaded, store)
+    assert isinstance(model, RGBPoseConv3D) and model.num_classes == store.num_classes
+    steps = [s["type"] for s in d.input_pipeline]
+    assert steps == ["ToInputs"]
+    inputs_named = set(d.input_pipeline[0]["inputs"])
+    assert inputs_named == {"rgb": {"rgb"}, "pose": {"heatmap"}, "both": {"rgb", "heatmap"}}[
+        model.pathways[0] if len(model.pathways) == 1 else "both"]
+    build_pipeline_of(loaded, "train"), build_pipeline_of(loaded, "test")
+    if name.startswith("rgbpose_conv3d"):
+        # the merge: RGB pathway from one run, pose pathway from another; laterals enter at zero
+        assert loaded.cfg.init.target_prefix == "model.rgb." and loaded.cfg.init.also[0].target_prefix == "model.pose."
+        assert all(not lat.entry.conv1.weight.detach().any() for lat in model.laterals.values())

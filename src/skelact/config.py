@@ -143,6 +143,16 @@ class OptimizerConfig:
 
 
 @dataclass
+class InitSourceConfig:
+    """One more run whose weights go into the new model (``init.also``), with the keys of ``InitConfig``."""
+
+    from_run: Optional[str] = None
+    checkpoint: str = "last"
+    source_prefix: str = "model."
+    target_prefix: str = "model."
+
+
+@dataclass
 class InitConfig:
     """Start a new run's model (or part of it) from another run's weights, matched by key prefix; ``skelact train``
     applies it when a run starts (a resumed run's checkpoint already holds every weight)."""
@@ -156,6 +166,9 @@ class InitConfig:
     source_prefix: str = "model."
     #: where they go in the new run's method (``model.``: its network; ``model.backbone.``: a sub-module of it)
     target_prefix: str = "model."
+    #: more runs, each into its own part of the model (RGBPose-Conv3D: the RGB run into ``model.rgb.``, the pose
+    #: run into ``model.pose.``), applied after ``from_run``; a target key given twice is an error
+    also: List[InitSourceConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -313,6 +326,13 @@ def settle_paths(loaded: LoadedConfig) -> None:
         setter = loaded.source_of(key)
         base = Path(setter).parent if setter and setter != COMMAND_LINE and Path(setter).is_file() else Path.cwd()
         OmegaConf.update(cfg, key, str((base / given).resolve()), merge=False)
+    for i, source in enumerate(cfg.init.also):
+        # init.also's runs: relative to the file that set the list
+        value = source.from_run
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            setter = loaded.source_of("init.also")
+            base = Path(setter).parent if setter and setter != COMMAND_LINE and Path(setter).is_file() else Path.cwd()
+            source.from_run = str((base / Path(value).expanduser()).resolve())
     if cfg.data.store is not None:
         cfg.data.format = None
         cfg.data.source = None
@@ -498,6 +518,12 @@ def _merge_checked(cfg: Any, layer: dict, source: str) -> Any:
     except OmegaConfBaseException as e:
         key = str(getattr(e, "full_key", "") or "")
         raise ConfigError(str(getattr(e, "msg", e)).splitlines()[0], source, key or None) from None
+    except TypeError:
+        # a mapping merged onto a list: a key=value item indexing into a list (init.also.0.from_run=...)
+        key = ".".join(_leaf_keys(layer)[:1])
+        raise ConfigError("a list is replaced whole, not item by item: give KEY=[...] with every item (e.g. "
+                          "init.also=[{from_run: RUN, source_prefix: model.pose., target_prefix: model.pose.}])",
+                          source, key or None) from None
 
 
 def _unknown_key_message(full_key: str) -> str:
@@ -578,6 +604,10 @@ def _check_values(loaded: LoadedConfig) -> None:
     need(o.eps > 0, "optimizer.eps", f"must be positive, got {o.eps}")
     need(cfg.init.checkpoint in ("best", "last"), "init.checkpoint",
          f"must be 'best' or 'last', got {cfg.init.checkpoint!r}")
+    for i, source in enumerate(cfg.init.also):
+        need(source.from_run is not None, f"init.also.{i}.from_run", "names no run")
+        need(source.checkpoint in ("best", "last"), f"init.also.{i}.checkpoint",
+             f"must be 'best' or 'last', got {source.checkpoint!r}")
     s = cfg.schedule
     need(s.type in ("step", "cosine", "constant"), "schedule.type",
          f"unknown schedule {s.type!r}; known: step, cosine, constant")

@@ -30,7 +30,8 @@ sample (``clip_average: prob``, pyskl's ``average_clips='prob'``, or ``score``: 
 
 The pathways' parameters are exactly those of a single-pathway network of the same settings (the laterals live in
 ``laterals``), so ``init`` loads pre-trained pathways by key prefix (``model.rgb.``, ``model.pose.``), and
-``zero_lateral_entries()`` makes the joint network start as the two separate ones, as pyskl's merged weights do.
+``zero_lateral_entries()`` (``lateral_entry_init: zero``; ``kaiming``, the default, initialises them as the rest
+of the network) makes the joint network start as the two separate ones, as pyskl's merged weights do.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class RGBPoseConv3D(nn.Module):
                  speed_ratio: int = 4, pose_to_rgb_reduction: int = 1, rgb_to_pose_reduction: int = 16,
                  dropout: float = 0.5, loss_weights: Mapping[str, Any] | None = None,
                  fusion_weights: Mapping[str, Any] | None = None, clip_average: str = "prob",
-                 heatmap: str = "joints"):
+                 heatmap: str = "joints", lateral_entry_init: str = "kaiming"):
         super().__init__()
         pathways = tuple(pathways)
         if not pathways or len(set(pathways)) != len(pathways) or any(p not in PATHWAYS for p in pathways):
@@ -127,8 +128,12 @@ class RGBPoseConv3D(nn.Module):
         self.lateral = bool(lateral) and len(self.pathways) == 2
         self.lateral_stages = tuple(int(s) for s in lateral_stages) if self.lateral else ()
         self.laterals = nn.ModuleDict()
+        if lateral_entry_init not in ("kaiming", "zero"):
+            raise ConfigError(f"expected kaiming or zero, got {lateral_entry_init!r}", field="lateral_entry_init")
         if self.lateral:
             self._build_laterals(int(pose_to_rgb_reduction), int(rgb_to_pose_reduction))
+            if lateral_entry_init == "zero":
+                self.zero_lateral_entries()
 
     def _build_laterals(self, pose_to_rgb_reduction: int, rgb_to_pose_reduction: int) -> None:
         rgb_stages, pose_stages = self.rgb.backbone.stages, self.pose.backbone.stages
