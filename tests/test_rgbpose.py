@@ -327,3 +327,84 @@ def test_configs_build_their_network_and_pipelines(name, rendered):
         # the merge: RGB pathway from one run, pose pathway from another; laterals enter at zero
         assert loaded.cfg.init.target_prefix == "model.rgb." and loaded.cfg.init.also[0].target_prefix == "model.pose."
         assert all(not lat.entry.conv1.weight.detach().any() for lat in model.laterals.values())
+
+
+# -- predict and export on a real video --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(rendered, tmp_path_factory):
+    """A one-epoch RGBPose-Conv3D run of the CPU config, narrowed, on the three rendered clips."""
+    pytest.importorskip("lightning")
+    from pathlib import Path
+
+    from skelact.cli import main
+
+    store, cache = rendered
+    run = tmp_path_factory.mktemp("rgbpose") / "run"
+    config = Path(__file__).parents[1] / "configs" / "penn_action" / "rgbpose_conv3d_cpu.yaml"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SKELACT_FRAME_CACHE", str(cache))
+        assert main(["train", str(config), "init.from_run=null", "init.also=[]", "model.lateral_entry_init=kaiming",
+                     f"data.store={store.path}", "epochs=1",
+                     "data.train_subset=test", "data.batch_size=3", "data.num_workers=0", "trainer.accelerator=cpu",
+                     "trainer.progress_bar=false", "trainer.precision=32",
+                     "model.rgb_backbone={base_channels: 4, stage_blocks: [1, 1, 1, 1]}",
+                     "model.pose_backbone={base_channels: 4, stage_blocks: [1, 1, 1]}", "model.rgb_to_pose_reduction=4",
+                     "--run-dir", str(run)]) == 0
+        yield run
+
+
+def test_predict_runs_both_pathways_on_a_real_video_decoded_once(tiny_run, shared_data, monkeypatch):
+    pytest.importorskip("mediapipe")
+    from skelact.inference.predictor import Predictor, decoded_frames, predict
+    from skelact.video import reader
+
+    video = shared_data / "videos" / "S001C001P001R001A001_rgb.avi"
+    if not video.is_file():
+        pytest.skip("real clip not available")
+    opened = []
+    original = reader.VideoReader.__init__
+
+    def counting(self, path, *args, **kwargs):
+        opened.append(str(path))
+        original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(reader.VideoReader, "__init__", counting)
+    predictor = Predictor(tiny_run)
+    assert predictor.rgb_pose
+    result = predict(tiny_run, video, predictor=predictor)
+    assert opened == [str(video)]  # MediaPipe's decode is the only one; the RGB pathway reads the same frames
+    assert result.kind == "video (RGB + poses)" and result.frames == result.sequence.num_frames
+    assert np.any(result.sequence.keypoints != 0)  # MediaPipe found the person
+    # by hand: the test pipeline's step on the decoded frames and MediaPipe's poses, then the network
+    frames = decoded_frames(video)
+    step = RGBPoseClips(rgb_len=4, pose_len=16, rgb_size=64, num_clips=1, test_mode=True)
+    step.frames_of = lambda path: frames
+    sample = {"keypoints": result.sequence.keypoints, "scores": result.sequence.scores, "layout": predictor.layout,
+              "name": "x", "video": str(video), "meta": dict(result.sequence.meta)}
+    clips = step(sample, np.random.default_rng(0))
+    with torch.no_grad():
+        logits = predictor.network(rgb=torch.from_numpy(clips["rgb"])[None],
+                                   heatmap=torch.from_numpy(clips["heatmap"])[None])
+    np.testing.assert_allclose(result.probs, torch.softmax(logits.double(), -1)[0].numpy(), atol=1e-6)
+
+
+def test_export_writes_a_two_input_onnx_model_that_agrees_with_pytorch(tiny_run, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from skelact.inference.onnx_export import export_onnx
+
+    result = export_onnx(tiny_run, tmp_path / "rgbpose.onnx", "last", log=lambda _: None)
+    assert [i["name"] for i in result.info["inputs"]] == ["rgb", "heatmap"]
+    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["rgb", "heatmap"]
+    # the file gives the logits the run's own test wrote for its first test sample
+    from skelact.config import load_config
+    from skelact.data.batch import collate_by_name
+    from skelact.data.cache import open_store
+    from skelact.engine.build import build_dataset
+
+    loaded = load_config(tiny_run / "config.yaml")
+    test_set = build_dataset(loaded, open_store(loaded.cfg.data.store), "test")
+    batch = collate_by_name([test_set[0]])
+    (out,) = session.run(None, {name: batch[name].numpy() for name in ("rgb", "heatmap")})
+    np.testing.assert_allclose(out, np.load(tiny_run / "scores.npy")[:1], atol=1e-4)

@@ -25,6 +25,12 @@ run's own test pipeline as the sample's ``video``, so the crops, clip pairs and 
 whole video is classified once; there is no timeline (the test pipeline already spreads its clip pairs over the
 video) and no rendering (there is no skeleton to draw).
 
+RGBPose runs. A run whose test pipeline has a step of :data:`RGB_POSE_STEPS` (RGBPose-Conv3D's ``RGBPoseClips``,
+whichever of its pathways the model has) takes a video and both its frames and its poses: the video is decoded once,
+MediaPipe estimates the poses on those frames (``video_to_sequence(frames_out=...)``), and the frames and poses go
+together through the run's test pipeline as a sample of an aligned store would (crop, clips, heatmaps), scored as
+evaluation scores a batch. The whole video is classified once; there is no timeline.
+
 Rendering (video input only) draws the skeleton the model saw and, per frame, the top action of the timeline window
 whose centre is nearest (the whole-input top action for inputs no longer than one window), with its probability.
 """
@@ -51,6 +57,8 @@ _WINDOW_ARGUMENTS = {"UclaSample": "window_size", "ValidCropResize": "window", "
 _BATCH = 64
 #: test-pipeline steps that read the sample's video frames: a run with one takes RGB, not skeletons
 RGB_STEPS = frozenset({"ClipPairs"})
+#: test-pipeline steps that read the sample's video frames and its keypoints together (RGBPose-Conv3D)
+RGB_POSE_STEPS = frozenset({"RGBPoseClips"})
 #: model inputs made of video frames (FstCN's clip pairs, the frame-level CNN's clips)
 RGB_INPUTS = frozenset({"clip", "diff"})
 #: the timeline's name for a window in which nobody was found (its class index is -1)
@@ -246,6 +254,12 @@ def takes_rgb(test_pipeline: Sequence[Any], input_pipeline: Sequence[Any] = ()) 
     return False
 
 
+def takes_rgb_and_pose(test_pipeline: Sequence[Any]) -> bool:
+    """Whether a run's test pipeline cuts its inputs from a video's frames and poses together
+    (:data:`RGB_POSE_STEPS`)."""
+    return any(isinstance(spec, dict) and spec.get("type") in RGB_POSE_STEPS for spec in test_pipeline)
+
+
 def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
     """Starts of the sliding windows over ``num_frames``: every ``stride`` frames, plus one flush with the end."""
     if num_frames <= window:
@@ -303,6 +317,7 @@ class Predictor:
         self.data_options = to_container(cfg.data.options) or {}
         self.window = pipeline_window(to_container(cfg.data.test_pipeline), self.num_frames)
         self.rgb = takes_rgb(to_container(cfg.data.test_pipeline), to_container(cfg.data.input_pipeline) or ())
+        self.rgb_pose = takes_rgb_and_pose(to_container(cfg.data.test_pipeline))
         self.threads = int(cfg.trainer.threads)
         self.seed = int(cfg.seed)
         self.pipeline = build_pipeline_of(self.loaded, "test")
@@ -375,6 +390,33 @@ class Predictor:
         return torch.softmax(logits.double(), dim=-1)[0].numpy(), int(frames.shape[0])
 
 
+    def rgb_pose_probabilities(self, seq: SkeletonSequence, frames: np.ndarray, video: Path) -> np.ndarray:
+        """Softmax class probabilities ``[K]`` (float64) of an RGBPose run on ``video``'s decoded ``frames`` and its
+        poses ``seq`` (frame ``t`` of one is frame ``t`` of the other), through the test pipeline and scored as
+        evaluation scores a batch."""
+        import torch
+
+        from skelact.data.batch import clip_averaged_scores, collate_by_name
+        from skelact.data.dataset import named_inputs
+        from skelact.data.transforms import sample_from_sequence
+        from skelact.engine.threads import use_threads
+
+        if frames.shape[0] != seq.num_frames:
+            raise DataError(f"{frames.shape[0]} decoded frames but {seq.num_frames} frames of poses", video, "INPUT")
+        for step in self.pipeline.transforms:
+            if hasattr(step, "frames_of"):  # the steps read these frames instead of decoding the video again
+                step._frame_cache = _DecodedVideo(frames)
+        sample = sample_from_sequence(seq)
+        sample["keypoints"] = np.ascontiguousarray(sample["keypoints"][..., :self.coords])
+        sample["layout"] = self.layout
+        sample["video"] = str(video)
+        sample = self.pipeline(sample, np.random.default_rng(self.seed))
+        item = named_inputs(sample, self.num_persons, video.name, {"label": 0, "index": 0})
+        with use_threads(self.threads, 1), torch.no_grad():
+            logits = clip_averaged_scores(self.network, collate_by_name([item], self.num_frames))
+        return torch.softmax(logits.double(), dim=-1)[0].numpy()
+
+
 class _DecodedVideo:
     """A :class:`~skelact.video.frame_cache.FrameCache` stand-in holding one video's frames already decoded."""
 
@@ -404,8 +446,10 @@ def decoded_frames(video: Path, max_side: int | None = None) -> np.ndarray:
 
 
 def load_input(predictor: Predictor, path: Path, fmt: str | None = None, *, mirrored: bool = False,
-               estimator: str = "mediapipe", trust_pickle: bool = False) -> tuple[SkeletonSequence, str]:
-    """``(sequence in the model's layout, kind)`` of a video or skeleton file (see the module docstring)."""
+               estimator: str = "mediapipe", trust_pickle: bool = False, frames_out: list | None = None,
+               max_side: int | None = None) -> tuple[SkeletonSequence, str]:
+    """``(sequence in the model's layout, kind)`` of a video or skeleton file (see the module docstring); a video's
+    decoded frames (scaled to ``max_side``) are appended to ``frames_out`` when it is given."""
     if not path.exists():
         raise DataError("input not found", path, "INPUT")
     if path.is_dir():
@@ -423,7 +467,8 @@ def load_input(predictor: Predictor, path: Path, fmt: str | None = None, *, mirr
         coordinates = "image" if predictor.coords == 2 else "world"
         options = {"coordinates": coordinates} if estimator == "mediapipe" else {}
         seq = video_to_sequence(path, estimator, predictor.layout, max_persons=predictor.num_persons,
-                                mirrored=mirrored, estimator_options=options)
+                                mirrored=mirrored, estimator_options=options, frames_out=frames_out,
+                                max_side=max_side)
         return seq, "video"
     fmt = fmt or guess_format(path, trust_pickle)
     if fmt in (PLAIN_ARRAY, "arrays"):  # one sample of the arrays format: the run knows its layout
@@ -452,6 +497,8 @@ def predict(run_or_checkpoint: str | PathLike, input_path: str | PathLike, *, fm
     predictor = predictor or Predictor(run_or_checkpoint, checkpoint)
     if predictor.rgb:
         return predict_rgb(predictor, path, top_k, render)
+    if predictor.rgb_pose:
+        return predict_rgb_pose(predictor, path, top_k, mirrored, render)
     seq, kind = load_input(predictor, path, fmt, mirrored=mirrored, trust_pickle=trust_pickle)
     if render is not None and kind != "video":
         raise ConfigError(f"--render needs a video input; {path.name} is a {kind} skeleton file", str(path),
@@ -502,6 +549,30 @@ def predict_rgb(predictor: Predictor, path: Path, top_k: int = 5, render: str | 
     topk = [ClassProbability(int(k), names[k], float(probs[k])) for k in order]
     return Prediction(input=path.resolve(), run=predictor.run, checkpoint=predictor.checkpoint, kind="rgb video",
                       sequence=None, class_names=names, probs=probs, topk=topk, video_frames=frames)
+
+
+def predict_rgb_pose(predictor: Predictor, path: Path, top_k: int = 5, mirrored: bool = False,
+                     render: str | PathLike | None = None) -> Prediction:
+    """:func:`predict` for an RGBPose run: the video decoded once, MediaPipe's poses, both pathways (see the module
+    docstring)."""
+    if not is_video(path):
+        raise DataError(f"the model of {predictor.run} takes a video (its frames and their poses); this is not one",
+                        path, "INPUT")
+    readers = [step for step in predictor.pipeline.transforms if hasattr(step, "frames_of")]
+    frames: list[np.ndarray] = []
+    seq, kind = load_input(predictor, path, None, mirrored=mirrored, frames_out=frames,
+                           max_side=readers[0].max_side if readers else None)
+    predictor.check_layout(seq, path)
+    probs = predictor.rgb_pose_probabilities(seq, np.stack(frames), path)
+    order = np.argsort(-probs, kind="stable")[: min(top_k, probs.size)]
+    names = predictor.class_names
+    topk = [ClassProbability(int(k), names[k], float(probs[k])) for k in order]
+    result = Prediction(input=path.resolve(), run=predictor.run, checkpoint=predictor.checkpoint,
+                        kind="video (RGB + poses)", sequence=seq, class_names=names, probs=probs, topk=topk,
+                        video_frames=len(frames))
+    if render is not None:
+        render_prediction(result, render)
+    return result
 
 
 def render_prediction(prediction: Prediction, out: str | PathLike) -> int:

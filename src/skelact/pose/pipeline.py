@@ -62,7 +62,8 @@ def video_to_sequence(path: str | PathLike, estimator: "str | PoseEstimator" = "
                       max_side: int | None = None, mirrored: bool = False, threads: int | None = None,
                       label: int = -1, name: str | None = None,
                       mapping_weights: Mapping[str, Mapping[str, float]] | None = None,
-                      estimator_options: Mapping[str, Any] | None = None) -> SkeletonSequence:
+                      estimator_options: Mapping[str, Any] | None = None,
+                      frames_out: list[np.ndarray] | None = None) -> SkeletonSequence:
     """Estimate the poses of the main actors of a video as a :class:`SkeletonSequence` in ``layout``.
 
     ``estimator``: a name (``"mediapipe"``, ``"onnx"``; built with ``estimator_options`` and closed at the end) or a
@@ -70,7 +71,9 @@ def video_to_sequence(path: str | PathLike, estimator: "str | PoseEstimator" = "
     mapping is :func:`skelact.pose.mapping.get_mapping` (or ``mapping_weights``). ``max_persons``/``criterion``:
     how many tracked persons to keep and how to rank them (:mod:`skelact.pose.tracking`). ``mirrored``: the video is
     a mirror image (NTU RGB+D's colour videos are), so the estimator's left and right are swapped back.
-    ``max_side``: scale frames down before estimation (keypoints are still in full-size pixels).
+    ``max_side``: scale frames down before estimation (keypoints are still in full-size pixels). ``frames_out``: a
+    list that receives every decoded frame as the estimator saw it, so a caller that also needs the pixels (an
+    RGBPose model in ``predict``) does not decode the video a second time.
 
     Raises :class:`DataError` for an unreadable video or one in which nobody was found. ``meta`` records ``fps``,
     ``img_shape`` (H, W of the full-size video), ``declared_frames`` and the estimator's settings.
@@ -82,8 +85,11 @@ def video_to_sequence(path: str | PathLike, estimator: "str | PoseEstimator" = "
         target = est.layout if layout is None else layout
         mapping = get_mapping(est.layout, target, mapping_weights)
         info: dict[str, Any] = {}
-        frames = [poses for _, _, poses in iter_video_poses(path, est, max_side=max_side, threads=threads,
-                                                             info=info)]
+        frames = []
+        for _, frame, poses in iter_video_poses(path, est, max_side=max_side, threads=threads, info=info):
+            frames.append(poses)
+            if frames_out is not None:
+                frames_out.append(frame)
         weight = 0.5 if est.coordinate_space == IMAGE else 0.0
         tracks = track_poses(frames, keypoint_weight=weight)
         keypoints, scores, _ = select_main_actors(tracks, len(frames), est.layout.num_joints, est.coords,
