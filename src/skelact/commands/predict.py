@@ -24,6 +24,7 @@ DESCRIPTION = ("Print the top-k actions of INPUT (a video, or a skeleton file) b
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``skelact predict`` on an :class:`argparse.ArgumentParser`."""
+    parser.usage = "%(prog)s [options] INPUT [--model RUN]   (the earlier form: %(prog)s [options] RUN INPUT)"
     parser.add_argument("paths", nargs="+", metavar="INPUT",
                         help="a video or a skeleton file (.skeleton, .json, .mat, .npy); two paths RUN INPUT are the "
                              "same as --model RUN INPUT")
