@@ -12,9 +12,9 @@ to the package file, in one command:
 3. loads the packed files back the way ``predict`` does (:meth:`skelact.inference.predictor.Predictor.shipped`)
    and scores Penn Action's official test split with them.
 
-Prints the file size and the float32 and float16 top-1, and exits 1 when the float16 top-1 is below the 97.5 % that
-``tests/test_shipped_model.py`` holds the shipped weights to (the files are then already written: check them, and
-``git checkout`` the old ones to undo). Commit the two files and update the figures in docs/results.md.
+Prints the file size and the float32 and float16 top-1, top-5 and mean class accuracy, and exits 1 when the float16
+top-1 is below the 97.5 % that ``tests/test_shipped_model.py`` holds the shipped weights to (the files are then
+already written: ``git checkout`` the old ones to undo). Commit the two files and update docs/results.md.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from skelact.cli import main as skelact
+    from skelact.commands.report_lines import metrics_line
+    from skelact.evaluation.metrics import classification_metrics
     from skelact.inference.predictor import Predictor
     from skelact.inference.shipped_model import pack_run
 
@@ -57,9 +59,11 @@ def main(argv: list[str] | None = None) -> int:
           f"float16), with {packed.config_path.name}")
     predictor = Predictor.shipped(args.out)
     probs, labels = predictor.test_subset()
-    top1 = 100.0 * float((probs.argmax(axis=1) == labels).mean())
-    print(f"top-1 on the test subset ({labels.size} clips): float32 {metrics['top1']:.2f} % (the run's test), "
-          f"float16 {top1:.2f} % (the packed file, as predict loads it)")
+    shipped = classification_metrics(probs, labels)
+    top1 = shipped["top1"]
+    print(f"test subset, {labels.size} clips:")
+    print(f"  float32 (the run's test)          {metrics_line(metrics)}")
+    print(f"  float16 (packed, as predict loads) {metrics_line(shipped)}")
     if top1 < MIN_TOP1:
         print(f"below the {MIN_TOP1} % the test suite requires: do not commit these files", file=sys.stderr)
         return 1
