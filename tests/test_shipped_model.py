@@ -79,6 +79,19 @@ def test_predict_without_a_model_names_the_class_of_a_penn_label_file(shared_dat
     assert f"model    shipped: " in text and " 1. jump_rope " in text
 
 
+def test_predict_with_the_shipped_model_needs_no_training_extra(shared_data):
+    """A fresh ``pip install skelact`` has no Lightning: the shipped model must not need it (a run does)."""
+    path = shared_data / "penn_action_labels" / "labels" / PENN_TEST_CLIP
+    code = ("import sys\n"
+            "for name in ('lightning', 'pytorch_lightning', 'lightning_fabric'):\n"
+            "    sys.modules[name] = None  # import fails, as without the train extra\n"
+            "from skelact.cli import main\n"
+            "sys.exit(main(['predict', sys.argv[1], '--top-k', '1']))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert " 1. jump_rope " in done.stdout
+
+
 def test_the_model_and_input_arguments(shared_data, capsys, tmp_path):
     """The run is given once; ``--checkpoint`` needs a run (the earlier ``RUN INPUT`` form: tests/test_predict.py)."""
     path = shared_data / "penn_action_labels" / "labels" / PENN_TEST_CLIP
