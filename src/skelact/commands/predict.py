@@ -1,5 +1,7 @@
-"""``skelact predict RUN_OR_CHECKPOINT INPUT``: the top-k actions of a video or a skeleton file by a trained run,
-with a sliding-window timeline for long inputs (:func:`skelact.inference.predictor.predict`)."""
+"""``skelact predict INPUT [--model RUN]``: the top-k actions of a video or a skeleton file by the model shipped
+inside the package or by a trained run, with a sliding-window timeline for long inputs
+(:func:`skelact.inference.predictor.predict`). The earlier form ``skelact predict RUN INPUT`` (two paths) is the
+same as ``--model RUN``."""
 
 from __future__ import annotations
 
@@ -7,20 +9,27 @@ import argparse
 import json
 from pathlib import Path
 
+from skelact.errors import ConfigError
 from skelact.inference.predictor import format_prediction, predict
 
 NAME = "predict"
-HELP = "classify a video or a skeleton file with a trained run"
-DESCRIPTION = ("Print the top-k actions of INPUT (a video, or a skeleton file) by a run's checkpoint. A skeleton "
-               "run sees a video through the pose estimator, with a sliding-window timeline for long inputs, and "
+HELP = "classify a video or a skeleton file (with the shipped model, or a trained run)"
+DESCRIPTION = ("Print the top-k actions of INPUT (a video, or a skeleton file) by the model shipped with skelact (a "
+               "CTR-GCN trained on Penn Action's 15 sports and exercise actions, 2D joints) or, with --model RUN "
+               "(or the earlier form: predict RUN INPUT), by a run's checkpoint. A skeleton "
+               "model sees a video through the pose estimator, with a sliding-window timeline for long inputs, and "
                "--render writes the video with the skeleton and the current action; an RGB run (FstCN, frame CNN) "
                "sees the decoded frames through its own test pipeline.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``skelact predict`` on an :class:`argparse.ArgumentParser`."""
-    parser.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run directory or a .ckpt file inside one")
-    parser.add_argument("input", metavar="INPUT", help="a video or a skeleton file (.skeleton, .json, .mat, .npy)")
+    parser.usage = "%(prog)s [options] INPUT [--model RUN]   (the earlier form: %(prog)s [options] RUN INPUT)"
+    parser.add_argument("paths", nargs="+", metavar="INPUT",
+                        help="a video or a skeleton file (.skeleton, .json, .mat, .npy); two paths RUN INPUT are the "
+                             "same as --model RUN INPUT")
+    parser.add_argument("--model", default=None, metavar="RUN",
+                        help="a run directory or a .ckpt file inside one (default: the model shipped with skelact)")
     parser.add_argument("--format", dest="fmt", default=None, metavar="FMT",
                         help="skeleton format of INPUT (default: guessed from the file)")
     parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to print (default 5)")
@@ -33,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the video with the skeleton and the current top action (video input only)")
     from skelact.engine.runs import CHECKPOINT_NAMES, DEFAULT_CHECKPOINT, TEST_SELECTED_NOTE
 
-    parser.add_argument("--checkpoint", choices=CHECKPOINT_NAMES, default=DEFAULT_CHECKPOINT,
-                        help=f"default: {DEFAULT_CHECKPOINT} ({TEST_SELECTED_NOTE})")
+    parser.add_argument("--checkpoint", choices=CHECKPOINT_NAMES, default=None,
+                        help=f"which checkpoint of RUN; default: {DEFAULT_CHECKPOINT} ({TEST_SELECTED_NOTE})")
     parser.add_argument("--mirrored", action="store_true",
                         help="the video is a mirror image (NTU RGB+D's colour videos are): swap left and right")
     parser.add_argument("--trust-pickle", action="store_true",
@@ -44,8 +53,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 
+def model_and_input(args: argparse.Namespace) -> tuple[str | None, str]:
+    """``(run or None for the shipped model, input)`` from ``INPUT [--model RUN]`` or the earlier ``RUN INPUT``."""
+    if len(args.paths) > 2:
+        raise ConfigError(f"expected INPUT (or RUN INPUT), got {len(args.paths)} paths", field="INPUT")
+    if len(args.paths) == 2:
+        if args.model is not None:
+            raise ConfigError("give the run once: as --model RUN, or as the first of two paths (RUN INPUT)",
+                              field="--model")
+        return args.paths[0], args.paths[1]
+    if args.model is None and args.checkpoint is not None:
+        raise ConfigError("chooses a checkpoint of a run given with --model RUN; the shipped model has one",
+                          field="--checkpoint")
+    return args.model, args.paths[0]
+
+
 def run(args: argparse.Namespace) -> int:
-    result = predict(args.run, args.input, fmt=args.fmt, top_k=args.top_k, window=args.window, stride=args.stride,
+    model, input_path = model_and_input(args)
+    result = predict(model, input_path, fmt=args.fmt, top_k=args.top_k, window=args.window, stride=args.stride,
                      checkpoint=args.checkpoint, mirrored=args.mirrored, render=args.render,
                      trust_pickle=args.trust_pickle)
     if args.json:

@@ -100,13 +100,9 @@ def inference_network(method: Any) -> Any:
 
 def load_inference_network(loaded: LoadedConfig, store: Any, checkpoint_path: Path) -> tuple[Any, int]:
     """``(network, epochs trained)``: the run's method rebuilt from its config with the checkpoint's weights loaded
-    (strictly: every module of the method, training-only ones included, must match), reduced to its inference
-    network in eval mode."""
+    (:func:`network_from_state`)."""
     import torch
 
-    from skelact.engine.build import build_method, build_model
-
-    method = build_method(loaded, build_model(loaded, store))
     try:
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         state = checkpoint["state_dict"]
@@ -115,14 +111,27 @@ def load_inference_network(loaded: LoadedConfig, store: Any, checkpoint_path: Pa
     # SkeletonLitModule holds the method as ``method``
     prefix = "method."
     method_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    network = network_from_state(loaded, store, method_state, checkpoint_path,
+                                 f"the checkpoint does not fit the model of its run's {CONFIG_FILE}")
+    return network, int(checkpoint.get("epoch", -1)) + 1
+
+
+def network_from_state(loaded: LoadedConfig, store: Any, method_state: dict[str, Any], source: Path,
+                       mismatch: str) -> Any:
+    """The method of ``loaded`` built for ``store``'s data with ``method_state`` loaded strictly (every module of
+    the method, training-only ones included, must match; floating tensors of another precision, such as the
+    shipped model's float16, are cast to the parameters' own), reduced to its inference network in eval mode. A
+    state that does not fit is one :class:`RunError` about ``source`` starting with ``mismatch``."""
+    from skelact.engine.build import build_method, build_model
+
+    method = build_method(loaded, build_model(loaded, store))
     try:
         method.load_state_dict(method_state)
     except RuntimeError as e:
-        raise RunError(f"the checkpoint does not fit the model of its run's {CONFIG_FILE} "
-                       f"({str(e).splitlines()[0]})", checkpoint_path) from None
+        raise RunError(f"{mismatch} ({str(e).splitlines()[0]})", source) from None
     network = inference_network(method)
     network.eval()
-    return network, int(checkpoint.get("epoch", -1)) + 1
+    return network
 
 
 def check_inputs(loaded: LoadedConfig, store: Any, num_samples: int = CHECK_SAMPLES

@@ -1,4 +1,6 @@
-"""``skelact predict RUN_OR_CHECKPOINT INPUT``: the actions in one video or skeleton file, by a trained run.
+"""``skelact predict INPUT [--model RUN]``: the actions in one video or skeleton file, by a trained run or, without
+one, by the model shipped inside the package (:mod:`skelact.inference.shipped_model`: a run packed with its own
+config, so everything below holds for it as for the run it came from).
 
 The input becomes one :class:`~skelact.data.sequence.SkeletonSequence` in the run's joint layout: a skeleton file is
 parsed by the reader of its format (given, or guessed from the file: ``.skeleton`` NTU RGB+D, ``.json`` NW-UCLA when
@@ -103,6 +105,8 @@ class Prediction:
     stride: int = 0
     #: decoded frames of an RGB run's video (a skeleton input's length is its sequence's)
     video_frames: int = 0
+    #: the model used, as printed: the checkpoint's path, or the shipped model's description and file
+    model: str = ""
 
     @property
     def frames(self) -> int:
@@ -114,7 +118,8 @@ class Prediction:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "input": str(self.input), "run": str(self.run), "checkpoint": str(self.checkpoint), "kind": self.kind,
+            "input": str(self.input), "model": self.model or str(self.checkpoint), "run": str(self.run),
+            "checkpoint": str(self.checkpoint), "kind": self.kind,
             "frames": self.frames, "layout": self.layout,
             "topk": [{"class": c.name, "index": c.index, "prob": c.prob} for c in self.topk],
             "window": self.window, "stride": self.stride,
@@ -285,12 +290,16 @@ def resolve_run(run_or_checkpoint: str | PathLike) -> tuple[Path, Path | None]:
 
 
 class Predictor:
-    """A run's inference network with its test-time preprocessing: :meth:`probabilities` of sequences."""
+    """A run's inference network with its test-time preprocessing: :meth:`probabilities` of sequences.
+
+    ``Predictor(RUN)`` loads a trained run (and opens its store for the layout and class names);
+    :meth:`Predictor.shipped` loads the model packed inside the package (:mod:`skelact.inference.shipped_model`),
+    which needs neither a run nor a dataset."""
 
     def __init__(self, run_or_checkpoint: str | PathLike, checkpoint: str | None = None, *,
                  log: Callable[[str], None] | None = None):
-        from skelact.config import load_config, to_container
-        from skelact.engine.build import build_pipeline_of, open_dataset_store
+        from skelact.config import load_config
+        from skelact.engine.build import open_dataset_store
         from skelact.engine.runs import CONFIG_FILE, DEFAULT_CHECKPOINT, run_checkpoint_path
         from skelact.inference.onnx_export import load_inference_network
 
@@ -298,19 +307,43 @@ class Predictor:
 
         require_lightning()  # the run-directory helpers of the engine live beside its Lightning trainer
         self.run, self.checkpoint = resolve_run(run_or_checkpoint)
-        self.loaded = load_config(self.run / CONFIG_FILE)
-        cfg = self.loaded.cfg
+        loaded = load_config(self.run / CONFIG_FILE)
         if self.checkpoint is None:
             # one rule with test and export: the last checkpoint unless asked (the best one is selected on the
             # test set)
             self.checkpoint = run_checkpoint_path(self.run, checkpoint or DEFAULT_CHECKPOINT)
         quiet = log or (lambda message: None)
-        self.store = open_dataset_store(self.loaded, progress=False, log=quiet)
+        store = open_dataset_store(loaded, progress=False, log=quiet)
+        network, epochs = load_inference_network(loaded, store, self.checkpoint)
+        #: what ``predict`` names as the model it used
+        self.model_label = str(self.checkpoint)
+        self._take(loaded, store, network, epochs)
+
+    @classmethod
+    def shipped(cls, directory: str | PathLike | None = None) -> "Predictor":
+        """The model shipped inside the package (or packed into ``directory``), with its run's test pipeline."""
+        from skelact.inference.shipped_model import load_shipped_model
+
+        model = load_shipped_model(directory)
+        self = cls.__new__(cls)
+        self.run = self.checkpoint = model.weights_path
+        self.model_label = f"shipped: {model.description} ({model.weights_path})"
+        self._take(model.loaded, model.data, model.network, model.epochs)
+        return self
+
+    def _take(self, loaded: Any, store: Any, network: Any, epochs: int) -> None:
+        """Keep what prediction needs of the config, the data (a store, or the shipped model's facts) and the
+        network."""
+        from skelact.config import to_container
+        from skelact.engine.build import build_pipeline_of
+
+        cfg = loaded.cfg
+        self.loaded, self.store, self.network, self.epochs = loaded, store, network, epochs
         # a keypoint-free video store (UCF101 style, RGB runs only) has no layout to give
-        keypoints = getattr(self.store, "has_keypoints", True)
-        self.layout = self.store.layout if keypoints else None
-        self.coords = int(self.store.coords) if keypoints else 0
-        self.class_names = list(self.store.class_names)
+        keypoints = getattr(store, "has_keypoints", True)
+        self.layout = store.layout if keypoints else None
+        self.coords = int(store.coords) if keypoints else 0
+        self.class_names = list(store.class_names)
         self.num_persons = int(cfg.data.num_persons)
         self.num_frames = None if cfg.data.num_frames is None else int(cfg.data.num_frames)
         self.data_format = cfg.data.format
@@ -320,8 +353,7 @@ class Predictor:
         self.rgb_pose = takes_rgb_and_pose(to_container(cfg.data.test_pipeline))
         self.threads = int(cfg.trainer.threads)
         self.seed = int(cfg.seed)
-        self.pipeline = build_pipeline_of(self.loaded, "test")
-        self.network, self.epochs = load_inference_network(self.loaded, self.store, self.checkpoint)
+        self.pipeline = build_pipeline_of(loaded, "test")
 
     def check_layout(self, seq: SkeletonSequence, source: Path) -> None:
         """One error when ``seq``'s joints are not those the model was trained on."""
@@ -355,6 +387,14 @@ class Predictor:
                       ) -> np.ndarray:
         """Softmax class probabilities ``[len(spans), K]`` (float64) of frames ``[start, end)`` of ``seq``, each
         through the test pipeline and batched as evaluation batches them."""
+        return self._scored([(seq, start, end) for start, end in spans])
+
+    def probabilities_of(self, sequences: Sequence[SkeletonSequence]) -> np.ndarray:
+        """Softmax class probabilities ``[len(sequences), K]`` (float64) of whole sequences, batched: what
+        :meth:`probabilities` gives each of them, in fewer forward passes."""
+        return self._scored([(seq, 0, None) for seq in sequences])
+
+    def _scored(self, pieces: Sequence[tuple[SkeletonSequence, int, int | None]]) -> np.ndarray:
         import torch
 
         from skelact.data.batch import collate_by_name, model_inputs
@@ -362,12 +402,24 @@ class Predictor:
 
         out = []
         with use_threads(self.threads, 1), torch.no_grad():
-            for first in range(0, len(spans), _BATCH):
-                batch = [self._sample(seq, s, e) for s, e in spans[first:first + _BATCH]]
+            for first in range(0, len(pieces), _BATCH):
+                batch = [self._sample(seq, s, e) for seq, s, e in pieces[first:first + _BATCH]]
                 logits = self.network(**model_inputs(collate_by_name(batch, self.num_frames)))
                 out.append(torch.softmax(logits.double(), dim=-1).numpy())
         return np.concatenate(out)
 
+    def test_subset(self, log: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities [N, K] float64, labels [N])`` of the test subset of the model's config (``data.split``,
+        ``data.test_subset``) read from its store (prepared into the cache on first use), every sample through
+        :meth:`probabilities_of`: how the shipped model is checked against the accuracy it was shipped with."""
+        from skelact.engine.build import open_dataset_store, subset_indices
+
+        store = open_dataset_store(self.loaded, progress=False, log=log or (lambda message: None))
+        if list(store.class_names) != self.class_names:
+            raise DataError(f"the store's classes {list(store.class_names)} are not the model's {self.class_names}",
+                            store.path, "class_names")
+        indices = subset_indices(self.loaded, store, "test")
+        return self.probabilities_of([store[int(i)] for i in indices]), np.asarray(store.labels)[indices]
 
     def rgb_probabilities(self, video: Path) -> tuple[np.ndarray, int]:
         """``(softmax class probabilities [K] (float64), frames decoded)`` of an RGB run on ``video``: decoded
@@ -479,11 +531,12 @@ def load_input(predictor: Predictor, path: Path, fmt: str | None = None, *, mirr
     return read_skeleton_file(path, fmt, options), fmt
 
 
-def predict(run_or_checkpoint: str | PathLike, input_path: str | PathLike, *, fmt: str | None = None,
+def predict(run_or_checkpoint: str | PathLike | None, input_path: str | PathLike, *, fmt: str | None = None,
             top_k: int = 5, window: int | None = None, stride: int | None = None, checkpoint: str | None = None,
             mirrored: bool = False, render: str | PathLike | None = None, predictor: Predictor | None = None,
             trust_pickle: bool = False) -> Prediction:
-    """Classify ``input_path`` with a run (see the module docstring); ``render``: write the annotated video there."""
+    """Classify ``input_path`` with a run, or with the shipped model when ``run_or_checkpoint`` is None (see the
+    module docstring); ``render``: write the annotated video there."""
     path = Path(input_path)
     if top_k < 1:
         raise ConfigError(f"must be at least 1, got {top_k}", field="--top-k")
@@ -494,7 +547,9 @@ def predict(run_or_checkpoint: str | PathLike, input_path: str | PathLike, *, fm
         raise ConfigError("the rendered video is written as MP4; give a path ending in .mp4", str(render), "--render")
     if not path.exists():
         raise DataError("input not found", path, "INPUT")
-    predictor = predictor or Predictor(run_or_checkpoint, checkpoint)
+    if predictor is None:
+        predictor = (Predictor.shipped() if run_or_checkpoint is None
+                     else Predictor(run_or_checkpoint, checkpoint))
     if predictor.rgb:
         return predict_rgb(predictor, path, top_k, render)
     if predictor.rgb_pose:
@@ -529,7 +584,7 @@ def predict(run_or_checkpoint: str | PathLike, input_path: str | PathLike, *, fm
             timeline.append(TimelineWindow(s, s + win, k, names[k], float(p[k])))
     result = Prediction(input=path.resolve(), run=predictor.run, checkpoint=predictor.checkpoint, kind=kind,
                         sequence=seq, class_names=names, probs=probs, topk=topk, timeline=timeline, window=win,
-                        stride=step)
+                        stride=step, model=predictor.model_label)
     if render is not None:
         render_prediction(result, render)
     return result
@@ -548,7 +603,8 @@ def predict_rgb(predictor: Predictor, path: Path, top_k: int = 5, render: str | 
     names = predictor.class_names
     topk = [ClassProbability(int(k), names[k], float(probs[k])) for k in order]
     return Prediction(input=path.resolve(), run=predictor.run, checkpoint=predictor.checkpoint, kind="rgb video",
-                      sequence=None, class_names=names, probs=probs, topk=topk, video_frames=frames)
+                      sequence=None, class_names=names, probs=probs, topk=topk, video_frames=frames,
+                      model=predictor.model_label)
 
 
 def predict_rgb_pose(predictor: Predictor, path: Path, top_k: int = 5, mirrored: bool = False,
@@ -588,7 +644,7 @@ def render_prediction(prediction: Prediction, out: str | PathLike) -> int:
 def format_prediction(prediction: Prediction) -> str:
     """The human-readable report ``skelact predict`` prints."""
     lines = [f"input    {prediction.input} ({prediction.kind}, {prediction.frames} frames, layout {prediction.layout})",
-             f"model    {prediction.checkpoint}"]
+             f"model    {prediction.model or prediction.checkpoint}"]
     width = max(len(c.name) for c in prediction.topk)
     for rank, c in enumerate(prediction.topk, 1):
         lines.append(f"{rank:>2}. {c.name:<{width}}  {100 * c.prob:6.2f} %")
