@@ -35,6 +35,8 @@ argument raises one :class:`~skelact.errors.ConfigError` naming it. :data:`PRESE
 ``ToModality``         joint, bone, joint_motion, bone_motion (:mod:`.modality`, the only place they are computed)
 ``SubjectCrop`` ...    pyskl ``PoseCompact``, ``Resize``, ``RandomResizedCrop``, ``GeneratePoseTarget`` (``GenerateHeatmap``,
                        ``HeatmapFlip``): PoseConv3D heatmap volumes (:mod:`.heatmap`)
+``PoseJitter`` ...     test-time corruptions (``DropJoints``, ``ZeroConfidence``): estimator noise made on purpose,
+                       for the PoseConv3D robustness benchmark (ours; :mod:`.corruption`)
 ``ToInputs``           the last step: names the arrays the model takes (:mod:`.inputs`)
 =====================  ===========================================================================================
 
@@ -44,6 +46,7 @@ times per epoch: in skelact an epoch is one pass, and the engine counts passes h
 
 from skelact.data.transforms.clip_pairs import ClipPairs
 from skelact.data.transforms.compose import Compose, build_pipeline
+from skelact.data.transforms.corruption import DropJoints, PoseJitter, ZeroConfidence
 from skelact.data.transforms.heatmap import (
     GenerateHeatmap,
     HeatmapFlip,
@@ -105,11 +108,13 @@ __all__ = [
     "CenterOnJoint",
     "ClipPairs",
     "Compose",
+    "DropJoints",
     "Flip",
     "GenerateHeatmap",
     "HeatmapFlip",
     "InterpolateFrames",
     "MinMaxNormalize",
+    "PoseJitter",
     "PreNormalize3D",
     "RandomBoneScale",
     "RandomResizedCrop",
@@ -128,6 +133,7 @@ __all__ = [
     "UclaSample",
     "UniformSample",
     "ValidCropResize",
+    "ZeroConfidence",
     "available_transforms",
     "bone_vectors",
     "build_pipeline",
