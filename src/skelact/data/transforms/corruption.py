@@ -69,8 +69,8 @@ class PoseJitter:
 @register_transform
 class DropJoints:
     """In every (person, frame) where the person is present, pick ``round(fraction * V)`` of the ``V`` joints at
-    random and make them missing: coordinates 0 and score 0 (when the sample has scores). A joint that was missing already may be picked, and
-    then stays missing; frames where the person is absent are left alone."""
+    random and make them missing: coordinates 0 and score 0 (when the sample has scores). A joint that was missing
+    already may be picked, and then stays missing; frames where the person is absent are left alone."""
 
     def __init__(self, fraction: float = 0.2):
         self.fraction = as_number("DropJoints", "fraction", fraction, 0.0, 1.0)
