@@ -18,6 +18,7 @@ seed. Scoring is ``skelact test``'s own path (the run's last checkpoint, its tes
 
     PYTHONPATH=src python benchmarks/bench_pose_corruption.py poseconv3d=runs/A ctrgcn=runs/B \\
         [--max-test-samples N] [--conditions clean,jitter_1,...] [--json out.jsonl] [--plot out.png]
+    python benchmarks/bench_pose_corruption.py --replot a.jsonl b.jsonl --plot out.png   # table + plot only
 
 Prints one JSON line per (model, condition) and a Markdown table; ``--plot`` draws the accuracy curves of the
 jitter and drop sweeps side by side, zeroed confidences as a marker.
@@ -136,7 +137,9 @@ def plot(results: list[dict], path: Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("runs", nargs="+", metavar="NAME=RUN", help="a label and a trained run directory")
+    p.add_argument("runs", nargs="*", metavar="NAME=RUN", help="a label and a trained run directory")
+    p.add_argument("--replot", type=Path, nargs="+", default=None, metavar="JSONL",
+                   help="run nothing: the table and plot of earlier --json outputs (runs tested in parallel)")
     p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma list of " + ", ".join(CONDITIONS))
     p.add_argument("--max-test-samples", type=int, default=None,
                    help="evenly spaced test samples (data.max_test_samples); default: the whole test subset")
@@ -151,6 +154,10 @@ def main(argv=None) -> int:
     for c in conditions:
         corruption_step(c)  # unknown names fail before any run is loaded
     results = []
+    for path in args.replot or ():
+        results.extend(json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    if args.replot:
+        conditions = [c for c in conditions if any(r["condition"] == c for r in results)]
     for item in args.runs:
         name, _, run = item.partition("=")
         if not run:
@@ -171,7 +178,7 @@ def main(argv=None) -> int:
     print("\n| condition | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
     for c in conditions:
-        print(f"| {c} | " + " | ".join(f"{acc[(m, c)]:.2f}" for m in names) + " |")
+        print(f"| {c} | " + " | ".join(f"{acc[(m, c)]:.2f}" if (m, c) in acc else "-" for m in names) + " |")
     if args.plot:
         plot(results, args.plot)
         print(f"plot: {args.plot}")
