@@ -120,6 +120,6 @@ def test_cpu_recipe_draws_one_clip_and_its_mirror(labels: Path):
     sample = sample_from_sequence(seq)
     sample["layout"] = seq.layout
     volume = build_pipeline_of(loaded, "test")(sample, np.random.default_rng(0))["heatmap"]
-    assert volume.shape == (2, 13, 32, 48, 48)
+    assert volume.shape == (2, 13, 24, 32, 32)
     # the second volume is the first seen in a mirror: columns reversed (channels swapped left for right)
     np.testing.assert_allclose(volume[1].sum(axis=(0, 1, 2)), volume[0].sum(axis=(0, 1, 2))[::-1], atol=1e-4)

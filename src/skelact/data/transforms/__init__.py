@@ -37,6 +37,8 @@ argument raises one :class:`~skelact.errors.ConfigError` naming it. :data:`PRESE
                        ``HeatmapFlip``): PoseConv3D heatmap volumes (:mod:`.heatmap`)
 ``RGBPoseClips``       pyskl ``MMUniformSampleFrames`` ... ``GeneratePoseTarget(scaling=0.25)``: RGBPose-Conv3D's
                        RGB clip and heatmap clip of one video, one crop and flip (:mod:`.rgb_pose_clips`)
+``PoseJitter`` ...     test-time corruptions (``DropJoints``, ``ZeroConfidence``): estimator noise made on purpose,
+                       for the PoseConv3D robustness benchmark (ours; :mod:`.corruption`)
 ``ToInputs``           the last step: names the arrays the model takes (:mod:`.inputs`)
 =====================  ===========================================================================================
 
@@ -46,6 +48,7 @@ times per epoch: in skelact an epoch is one pass, and the engine counts passes h
 
 from skelact.data.transforms.clip_pairs import ClipPairs
 from skelact.data.transforms.compose import Compose, build_pipeline
+from skelact.data.transforms.corruption import DropJoints, PoseJitter, ZeroConfidence
 from skelact.data.transforms.heatmap import (
     GenerateHeatmap,
     HeatmapFlip,
@@ -109,11 +112,13 @@ __all__ = [
     "ClipPairs",
     "RGBPoseClips",
     "Compose",
+    "DropJoints",
     "Flip",
     "GenerateHeatmap",
     "HeatmapFlip",
     "InterpolateFrames",
     "MinMaxNormalize",
+    "PoseJitter",
     "PreNormalize3D",
     "RandomBoneScale",
     "RandomResizedCrop",
@@ -132,6 +137,7 @@ __all__ = [
     "UclaSample",
     "UniformSample",
     "ValidCropResize",
+    "ZeroConfidence",
     "available_transforms",
     "bone_vectors",
     "build_pipeline",
