@@ -55,6 +55,10 @@ def test_fast_presets_share_the_schedule_and_model_bases():
                         min_lr=s.min_lr)
         assert lr.lr_at(1.0) == pytest.approx(cfg.optimizer.lr) and lr.lr_at(cfg.epochs) == pytest.approx(0.0)
         assert cfg.trainer.check_val_every_n_epoch == 0 and cfg.evaluate.checkpoint == "last"
+    # a bar redrawn every 0 steps is no bar: the key says how to ask for that
+    with pytest.raises(ConfigError) as bad:
+        load_config(NW_UCLA_FAST, ["trainer.progress_bar_refresh=0"])
+    assert bad.value.field == "trainer.progress_bar_refresh" and "progress_bar=false" in bad.value.message
     # the official schedule is untouched by the fast presets
     assert load_config(CONFIGS / "nw_ucla" / "ctrgcn_joint.yaml").cfg.epochs == 325
 

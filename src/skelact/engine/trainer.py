@@ -230,7 +230,7 @@ def build_trainer(cfg: Any, run_dir: Path, *, callbacks: Sequence[Any] = (), log
         torch.set_float32_matmul_precision(t.float32_matmul_precision)
     all_callbacks = [*checkpoint_callbacks(run_dir, validate), *callbacks]
     if t.progress_bar:
-        all_callbacks.append(TQDMProgressBar())
+        all_callbacks.append(TQDMProgressBar(refresh_rate=t.progress_bar_refresh))
     return L.Trainer(
         accelerator=t.accelerator,
         devices=devices,
