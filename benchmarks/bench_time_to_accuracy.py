@@ -4,8 +4,8 @@
    recipe's store, first person, every joint coordinate one channel, linearly resampled to ``--length`` frames (64)
    and centred on the clip's mean position: a generic time-series classifier with no skeleton knowledge. aeon 1.6
    needs numpy >= 2, so it runs in its own interpreter (``--aeon-python``; default: this one if it imports aeon,
-   else ``.venv-bench/bin/python``; make it with ``python3 -m venv .venv-bench && .venv-bench/bin/pip install
-   .[bench]``-style ``pip install aeon==1.6.0``, see docs/benchmarks.md). Its time is fit + predict.
+   else ``.venv-bench/bin/python``, which ``make bench-time`` makes with ``aeon==1.6.0`` before it runs this
+   script; see docs/benchmarks.md). Its time is fit + predict.
 2. The recipe (``--config``, default ``configs/nw_ucla/stgcn_joint_fast.yaml``) trained by ``skelact train`` in
    this process, with a callback that copies the weights in memory each time the training clock passes a minute
    mark (``--minutes``, default 1 2 3 4 5). The training clock runs from Lightning's fit start to the end of the
