@@ -48,7 +48,9 @@ for _pattern in (r".*does not have many workers.*", r".*smaller than the logging
                  r".*Checkpoint directory .* exists and is not empty.*",
                  r".*Experiment logs directory .* exists and is not empty.*",
                  r".*It is recommended to use .*sync_dist=True.*",
-                 r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*"):
+                 r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*",
+                 # the summary's size estimate under bf16-mixed autocast (the fast CPU recipe): parameters stay float32
+                 r".*Precision bf16-mixed is not supported by the model summary.*"):
     warnings.filterwarnings("ignore", message=_pattern)
 
 
@@ -228,7 +230,7 @@ def build_trainer(cfg: Any, run_dir: Path, *, callbacks: Sequence[Any] = (), log
         torch.set_float32_matmul_precision(t.float32_matmul_precision)
     all_callbacks = [*checkpoint_callbacks(run_dir, validate), *callbacks]
     if t.progress_bar:
-        all_callbacks.append(TQDMProgressBar())
+        all_callbacks.append(TQDMProgressBar(refresh_rate=t.progress_bar_refresh))
     return L.Trainer(
         accelerator=t.accelerator,
         devices=devices,
