@@ -192,7 +192,8 @@ class TrainerConfig:
     num_nodes: int = 1
     #: ``auto``, ``ddp``, ``ddp_spawn``, ``ddp_find_unused_parameters_true``, ...
     strategy: str = "auto"
-    #: ``32``, ``16-mixed``, ``bf16-mixed`` (or ``32-true``, ``64``)
+    #: ``32``, ``16-mixed``, ``bf16-mixed`` (or ``32-true``, ``64``), or ``auto``: bfloat16 autocast where the
+    #: hardware computes in it, else float32 (:mod:`skelact.engine.precision`)
     precision: str = "32"
     #: evaluate on the test subset every this many epochs (0: only at the end)
     check_val_every_n_epoch: int = 1
@@ -561,7 +562,7 @@ def _leaf_keys(layer: Any, prefix: str = "") -> list[str]:
 # ----------------------------------------------------------------------------------------------------------------
 # value checks the type system cannot express
 
-_PRECISIONS = ("32", "32-true", "16-mixed", "bf16-mixed", "64", "64-true", "16-true", "bf16-true")
+_PRECISIONS = ("auto", "32", "32-true", "16-mixed", "bf16-mixed", "64", "64-true", "16-true", "bf16-true")
 
 
 def _check_values(loaded: LoadedConfig) -> None:

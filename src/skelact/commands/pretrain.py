@@ -23,6 +23,7 @@ from skelact.commands.arguments import split_config_and_overrides
 from skelact.commands.protocol_config import check_protocol_recipes
 from skelact.config import LoadedConfig, load_config
 from skelact.engine import require_lightning
+from skelact.engine.precision import resolve_precision
 from skelact.engine.multiview_run import method_epoch_callback, method_views, multiview_data_module, plain_pipeline
 from skelact.engine.runs import (CONFIG_FILE, fit_run, hold_run_dir, is_launched_child, lit_module, resume_checkpoint,
                                  run_directory, schedule_and_lr, start_run)
@@ -116,7 +117,7 @@ def pretrain_command(config_path: str | PathLike | None, overrides: Sequence[str
         log(f"{cfg.method.type}: {len(views)} encoder(s) {type(encoder).__name__} of "
             f"{sum(p.numel() for p in encoder.parameters()):,} parameters"
             f"{f', queue {queue.size}' if queue is not None else ''}; {world} process(es), "
-            f"precision {cfg.trainer.precision}, "
+            f"precision {resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)}, "
             f"{cfg.epochs} epochs of {batches} steps")
         module = lit_module(loaded, method, schedule, store.num_classes, out)
         data = multiview_data_module(loaded, train_set, None)

@@ -25,6 +25,7 @@ from skelact.commands.report_lines import checkpoint_line, metrics_line, print_o
 from skelact.commands.test import test_checkpoint
 from skelact.config import LoadedConfig, load_config
 from skelact.engine import require_lightning
+from skelact.engine.precision import resolve_precision
 from skelact.engine.runs import (CONFIG_FILE, RunLog, TrainingInterrupted, checkpoint_epochs_done, fit_run,
                                  hold_run_dir, is_launched_child, lit_module, resume_checkpoint, run_directory,
                                  schedule_and_lr, start_run)
@@ -151,7 +152,7 @@ def _fit_and_test(loaded: LoadedConfig, out: Path, resume_ckpt: Path | None, cal
         f"modality {cfg.data.modality}")
     schedule, batches, _ = schedule_and_lr(loaded, len(train_set), world, log)
     log(f"model {type(model).__name__}: {sum(p.numel() for p in model.parameters()):,} parameters; "
-        f"{world} process(es), precision {cfg.trainer.precision}, {cfg.epochs} epochs of {batches} steps")
+        f"{world} process(es), precision {resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)}, {cfg.epochs} epochs of {batches} steps")
     module = lit_module(loaded, method, schedule, store.num_classes, out)
     data = SkeletonDataModule(train_set, test_set, batch_size=cfg.data.batch_size,
                               test_batch_size=cfg.data.test_batch_size, num_workers=cfg.data.num_workers,

@@ -36,6 +36,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from skelact.atomic import write_atomic, write_text_atomic
 from skelact.errors import disk_full_error, is_disk_full
+from skelact.engine.precision import resolve_precision
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last"
@@ -209,10 +210,6 @@ def trim_csv_log(run_dir: Path, epochs_done: int) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
-def _precision(value: Any) -> str:
-    return str(value)
-
-
 def build_trainer(cfg: Any, run_dir: Path, *, callbacks: Sequence[Any] = (), loggers: bool = True) -> L.Trainer:
     """A Trainer for ``cfg`` (an :class:`~skelact.config.ExperimentConfig`) writing into ``run_dir``."""
     t = cfg.trainer
@@ -236,7 +233,7 @@ def build_trainer(cfg: Any, run_dir: Path, *, callbacks: Sequence[Any] = (), log
         devices=devices,
         num_nodes=t.num_nodes,
         strategy=t.strategy,
-        precision=_precision(t.precision),
+        precision=resolve_precision(t.precision, t.accelerator),
         max_epochs=cfg.epochs,
         check_val_every_n_epoch=max(t.check_val_every_n_epoch, 1),
         limit_val_batches=None if validate else 0,
@@ -268,7 +265,7 @@ def build_eval_trainer(cfg: Any) -> L.Trainer:
     banner.setLevel(logging.WARNING)
     try:
         return L.Trainer(accelerator=t.accelerator, devices=1, num_nodes=1, strategy="auto",
-                         precision=_precision(t.precision), logger=False, enable_checkpointing=False,
+                         precision=resolve_precision(t.precision, t.accelerator), logger=False, enable_checkpointing=False,
                          enable_progress_bar=t.progress_bar, enable_model_summary=False,
                          use_distributed_sampler=False)
     finally:
