@@ -101,6 +101,15 @@ def inference_network(method: Any) -> Any:
 def load_inference_network(loaded: LoadedConfig, store: Any, checkpoint_path: Path) -> tuple[Any, int]:
     """``(network, epochs trained)``: the run's method rebuilt from its config with the checkpoint's weights loaded
     (:func:`network_from_state`)."""
+    method_state, epochs = read_method_state(checkpoint_path)
+    network = network_from_state(loaded, store, method_state, checkpoint_path,
+                                 f"the checkpoint does not fit the model of its run's {CONFIG_FILE}")
+    return network, epochs
+
+
+def read_method_state(checkpoint_path: Path) -> tuple[dict[str, Any], int]:
+    """``(the method's weights, epochs trained)`` of a run's Lightning checkpoint, read with ``weights_only``; an
+    unreadable file is one :class:`RunError` naming it."""
     import torch
 
     try:
@@ -110,10 +119,7 @@ def load_inference_network(loaded: LoadedConfig, store: Any, checkpoint_path: Pa
         raise RunError(f"unreadable checkpoint ({type(e).__name__})", checkpoint_path) from None
     # SkeletonLitModule holds the method as ``method``
     prefix = "method."
-    method_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    network = network_from_state(loaded, store, method_state, checkpoint_path,
-                                 f"the checkpoint does not fit the model of its run's {CONFIG_FILE}")
-    return network, int(checkpoint.get("epoch", -1)) + 1
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, int(checkpoint.get("epoch", -1)) + 1
 
 
 def network_from_state(loaded: LoadedConfig, store: Any, method_state: dict[str, Any], source: Path,

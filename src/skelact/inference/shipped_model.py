@@ -30,7 +30,7 @@ from typing import Any
 from skelact.atomic import write_bytes_atomic
 from skelact.config import LoadedConfig, load_config
 from skelact.errors import ConfigError, RunError
-from skelact.inference.onnx_export import network_from_state
+from skelact.inference.onnx_export import network_from_state, read_method_state
 
 #: the folder of the package data, beside this module
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
@@ -158,17 +158,11 @@ def pack_run(run_dir: str | PathLike, out_dir: str | PathLike | None = None, *, 
     if layout.name not in available_layouts() or not same_layout(get_layout(layout.name), layout):
         raise ConfigError(f"the run's layout {layout.name!r} is not a built-in layout; only a run on a built-in "
                           "layout can be shipped (a fresh install must find it by name)", str(run), "layout")
-    try:
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-        state = saved["state_dict"]
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is one user-facing line
-        raise RunError(f"unreadable checkpoint ({type(e).__name__})", ckpt) from None
-    prefix = "method."
-    method_state = half_precision({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    method_state, epochs = read_method_state(ckpt)
+    method_state = half_precision(method_state)
     data = ShippedData(layout=layout, coords=int(store.coords), class_names=tuple(store.class_names), path=ckpt)
     network = network_from_state(loaded, data, method_state, ckpt,
                                  f"the checkpoint does not fit the model of its run's {CONFIG_FILE}")
-    epochs = int(saved.get("epoch", -1)) + 1
     config_text = (run / CONFIG_FILE).read_bytes()
     packed = {
         "format": FORMAT, "state_dict": method_state, "class_names": list(data.class_names), "layout": layout.name,

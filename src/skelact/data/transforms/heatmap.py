@@ -177,6 +177,24 @@ class RandomResizedCrop:
         return f"RandomResizedCrop(area={list(self.area)}, aspect_ratio={list(self.aspect_ratio)})"
 
 
+
+def heatmap_flip_order(layout: Any, joints: bool, limbs: bool, step: str, who: str) -> np.ndarray:
+    """The order of a heatmap volume's channels (joint maps, then limb maps) in its mirror image: each joint's map
+    takes its flip partner's place, each limb's the limb its two joints become. ``step`` and ``who`` name the step
+    and the sample in the error raised when the layout's flip pairs map a bone onto no bone."""
+    joint_order = layout.flip_permutation()
+    order = []
+    if joints:
+        order.append(joint_order)
+    if limbs:
+        try:
+            limb_order = limb_flip_permutation(layout.bones, joint_order)
+        except ValueError as e:
+            raise LayoutError(f"{step}: layout {layout.name!r}: {e}; its flip pairs must map every bone onto a bone",
+                              who, "flip_pairs") from None
+        order.append(limb_order + (layout.num_joints if joints else 0))
+    return np.concatenate(order)
+
 @register_transform
 class GenerateHeatmap:
     """Write the ``heatmap`` field: joint maps (``joints``), limb maps of the layout's bones (``limbs``) or both
@@ -207,18 +225,7 @@ class GenerateHeatmap:
         if kp.shape[1] % clips:
             raise DataError(f"GenerateHeatmap: {kp.shape[1]} frames do not split into {clips} clips",
                             sample_name(sample), "num_clips")
-        joint_order = layout.flip_permutation()
-        order = []
-        if self.joints:
-            order.append(joint_order)
-        if self.limbs:
-            try:
-                limb_order = limb_flip_permutation(layout.bones, joint_order)
-            except ValueError as e:
-                raise LayoutError(f"GenerateHeatmap: layout {layout.name!r}: {e}; its flip pairs must map every bone "
-                                  "onto a bone", sample_name(sample), "flip_pairs") from None
-            order.append(limb_order + (layout.num_joints if self.joints else 0))
-        order = np.concatenate(order)
+        order = heatmap_flip_order(layout, self.joints, self.limbs, "GenerateHeatmap", sample_name(sample))
         volume = heatmap_volume(kp, scores, (int(h), int(w)), self.sigma, layout.bones if self.limbs else None,
                                 self.joints, clips=clips if clips > 1 else None,
                                 mirror=order if self.double else None)

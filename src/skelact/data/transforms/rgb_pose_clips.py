@@ -34,13 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from skelact.data.heatmaps import flip_heatmap, heatmap_volume, limb_flip_permutation
+from skelact.data.heatmaps import flip_heatmap, heatmap_volume
 from skelact.data.transforms.clip_pairs import RGB_MEAN, RGB_STD
-from skelact.data.transforms.heatmap import HEATMAP_KEY, RandomResizedCrop, SubjectCrop, move_keypoints, pixel_keypoints
+from skelact.data.transforms.heatmap import (HEATMAP_KEY, RandomResizedCrop, SubjectCrop, heatmap_flip_order,
+                                             move_keypoints, pixel_keypoints)
 from skelact.data.transforms.registry import as_number, as_positive_int, bad_argument, register_transform
 from skelact.data.transforms.sample import Sample, get_layout_of, get_scores, sample_name, updated
 from skelact.data.transforms.temporal import uniform_sample_indices, uniform_sample_test_indices
-from skelact.errors import DataError, LayoutError
+from skelact.errors import DataError
 
 #: the sample key of the RGB clip
 RGB_KEY = "rgb"
@@ -209,20 +210,8 @@ class RGBPoseClips:
                                   "pose_frames": pose_frames.reshape(self.num_clips, -1)})
 
     def channel_order(self, layout: Any, who: str) -> np.ndarray:
-        """The heatmap channels' order in the mirror image (joints by flip pairs, limbs to the limbs their joints
-        become)."""
-        joint_order = layout.flip_permutation()
-        order = []
-        if self.joints:
-            order.append(joint_order)
-        if self.limbs:
-            try:
-                limb_order = limb_flip_permutation(layout.bones, joint_order)
-            except ValueError as e:
-                raise LayoutError(f"RGBPoseClips: layout {layout.name!r}: {e}; its flip pairs must map every bone "
-                                  "onto a bone", who, "flip_pairs") from None
-            order.append(limb_order + (layout.num_joints if self.joints else 0))
-        return np.concatenate(order)
+        """The heatmap channels' order in the mirror image (as :class:`GenerateHeatmap`'s)."""
+        return heatmap_flip_order(layout, self.joints, self.limbs, "RGBPoseClips", who)
 
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers open their own cache handle
