@@ -63,6 +63,17 @@ def test_fast_presets_share_the_schedule_and_model_bases():
     assert load_config(CONFIGS / "nw_ucla" / "ctrgcn_joint.yaml").cfg.epochs == 325
 
 
+def test_the_bone_stream_preset_differs_from_the_joint_one_only_in_its_modality():
+    from omegaconf import OmegaConf
+
+    joint = OmegaConf.to_container(load_config(NW_UCLA_FAST).cfg)
+    bone = OmegaConf.to_container(load_config(CONFIGS / "nw_ucla" / "stgcn_bone_fast.yaml").cfg)
+    assert joint.pop("experiment") != bone.pop("experiment")
+    assert (joint["data"].pop("modality"), bone["data"].pop("modality")) == ("joint", "bone")
+    assert joint["data"].pop("input_pipeline") == bone["data"].pop("input_pipeline")  # both follow data.modality
+    assert joint == bone
+
+
 UPPER_BODY = """\
 name: upper_body12
 joints: [pelvis, mid_back, neck, skull, l_shoulder, l_elbow, l_wrist, l_hand, r_shoulder, r_elbow, r_wrist, r_hand]
