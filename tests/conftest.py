@@ -6,6 +6,7 @@ In CI (``CI=true``) missing data is an error, not a skip: a green run must have 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,27 @@ def shared_data() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return root
+
+
+@pytest.fixture(scope="session")
+def render_penn_store(tmp_path_factory, shared_data):
+    """``render(clips, size)``: a ``penn-action-rendered`` store of the named Penn Action label files drawn at
+    ``size`` px (needs PyAV and scipy; skips without the labels), for the tests of the RGB models."""
+    def render(clips: tuple[str, ...], size: int):
+        pytest.importorskip("av")
+        pytest.importorskip("scipy.io")
+        from skelact.data.prepare import prepare
+        from skelact.data.store import SkeletonStore
+
+        source = shared_data / "penn_action_labels" / "labels"
+        if not source.is_dir():
+            pytest.skip("Penn Action labels not available")
+        folder = tmp_path_factory.mktemp("penn") / "labels"
+        folder.mkdir()
+        for name in clips:
+            shutil.copy(source / f"{name}.mat", folder)
+        out = tmp_path_factory.mktemp("stores") / "rendered"
+        prepare("penn-action-rendered", folder, out, workers=1, progress=False, size=size)
+        return SkeletonStore(out)
+
+    return render

@@ -8,7 +8,6 @@ from the decoded video with plain numpy indexing, crop positions enumerated by h
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -160,22 +159,8 @@ def test_pretrained_weights_load_from_a_local_file(tmp_path):
 # -- on rendered clips -------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory, shared_data):
-    pytest.importorskip("av")
-    pytest.importorskip("scipy.io")
-    from skelact.data.prepare import prepare
-    from skelact.data.store import SkeletonStore
-
-    source = shared_data / "penn_action_labels" / "labels"
-    if not source.is_dir():
-        pytest.skip("Penn Action labels not available")
-    folder = tmp_path_factory.mktemp("penn") / "labels"
-    folder.mkdir()
-    for name in CLIPS:
-        shutil.copy(source / f"{name}.mat", folder)
-    out = tmp_path_factory.mktemp("stores") / "rendered"
-    prepare("penn-action-rendered", folder, out, workers=1, progress=False, size=SIZE)
-    return SkeletonStore(out), tmp_path_factory.mktemp("frames")
+def rendered(tmp_path_factory, render_penn_store):
+    return render_penn_store(CLIPS, SIZE), tmp_path_factory.mktemp("frames")
 
 
 def _decoded(path: Path) -> np.ndarray:

@@ -9,7 +9,6 @@ config (``configs/rgbpose_conv3d/rgbpose_conv3d.py``: layer widths, kernels, lat
 
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
@@ -249,22 +248,8 @@ CLIPS = ("0001", "0341", "1149")
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory, shared_data):
-    pytest.importorskip("av")
-    pytest.importorskip("scipy.io")
-    from skelact.data.prepare import prepare
-    from skelact.data.store import SkeletonStore
-
-    source = shared_data / "penn_action_labels" / "labels"
-    if not source.is_dir():
-        pytest.skip("Penn Action labels not available")
-    folder = tmp_path_factory.mktemp("penn") / "labels"
-    folder.mkdir()
-    for name in CLIPS:
-        shutil.copy(source / f"{name}.mat", folder)
-    out = tmp_path_factory.mktemp("stores") / "rendered"
-    prepare("penn-action-rendered", folder, out, workers=1, progress=False, size=64)
-    return SkeletonStore(out), tmp_path_factory.mktemp("frames")
+def rendered(tmp_path_factory, render_penn_store):
+    return render_penn_store(CLIPS, 64), tmp_path_factory.mktemp("frames")
 
 
 def test_one_training_step_adds_the_two_heads_losses(rendered):
