@@ -18,6 +18,7 @@ pytest.importorskip("lightning", reason="training needs the train extra (lightni
 from skelact.cli import main  # noqa: E402
 from skelact.engine.threads import OMP_ENV, available_cpus, resolve_num_threads  # noqa: E402
 from skelact.evaluation.run_scores import save_run_scores  # noqa: E402
+from cli_run import one_line_error, run_cli  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*smaller than the logging interval",
                                         "ignore:.*LeafSpec.*is deprecated", "ignore:Checkpoint directory .* exists",
@@ -45,12 +46,6 @@ def data_env(shared_data: Path, tmp_path_factory):
         mp.setenv("SKELACT_DATA", str(shared_data))
         mp.setenv("SKELACT_CACHE", str(tmp_path_factory.getbasetemp() / "skelact-store-cache"))
         yield
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def printed_path(out: str, label: str) -> Path:
@@ -230,14 +225,6 @@ def test_ctrl_c_during_prepare_says_nothing_was_written(capsys, tmp_path, monkey
 
 
 # ------------------------------------------------------------------------------------------------- bad input
-
-
-def one_line_error(capsys, *argv) -> str:
-    code, out, err = run_cli(capsys, *argv)
-    lines = err.strip().splitlines()
-    assert code == 2, (out, err)
-    assert len(lines) == 1 and lines[0].startswith("skelact: error: "), err
-    return lines[0]
 
 
 def test_unknown_config_key(capsys):

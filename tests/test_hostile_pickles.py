@@ -34,6 +34,7 @@ import pytest
 from skelact.cli import main
 from skelact.data.safe_pickle import UnsafePickleError, load_npy, load_pickle, restricted_loads
 from skelact.errors import DataError
+from cli_run import one_line_error
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "skelact"
@@ -66,15 +67,6 @@ class TouchesFile:
 
 HOSTILE = [pytest.param(MakesFolder, "posix.mkdir", id="mkdir"),
            pytest.param(TouchesFile, "posix.system", id="system")]
-
-
-def one_line_error(capsys, *argv) -> str:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert code == 2, (out, err)
-    assert len(lines) == 1 and lines[0].startswith("skelact: error: "), err
-    return lines[0]
 
 
 def dense_annotation(name: str, **extra) -> dict:

@@ -16,6 +16,7 @@ pytest.importorskip("lightning", reason="training needs the train extra (lightni
 
 from skelact.cli import main  # noqa: E402
 from skelact.inference.predictor import pipeline_window, window_starts  # noqa: E402
+from cli_run import one_line_error, run_cli  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*smaller than the logging interval",
                                         "ignore:.*LeafSpec.*is deprecated", "ignore:Checkpoint directory .* exists",
@@ -42,20 +43,6 @@ def run(shared_data: Path, tmp_path_factory) -> Path:
         mp.setenv("SKELACT_CACHE", str(tmp_path_factory.getbasetemp() / "skelact-store-cache"))
         assert main(["train", str(CONFIG), *TINY, "--run-dir", str(out)]) == 0
         yield out
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(capsys, *argv) -> str:
-    code, out, err = run_cli(capsys, *argv)
-    lines = err.strip().splitlines()
-    assert code == 2, (out, err)
-    assert len(lines) == 1 and lines[0].startswith("skelact: error: "), err
-    return lines[0]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -23,24 +23,11 @@ import pytest
 from skelact.cli import main
 from skelact.inference.predictor import Predictor
 from skelact.inference.shipped_model import CONFIG_NAME, SHIPPED_DIR, WEIGHTS_NAME
+from cli_run import one_line_error, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 #: a clip of the official test split (``train`` is -1 in its label file): a boy skipping rope, 44 frames
 PENN_TEST_CLIP = "1000.mat"
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(capsys, *argv) -> str:
-    code, out, err = run_cli(capsys, *argv)
-    lines = err.strip().splitlines()
-    assert code == 2, (out, err)
-    assert len(lines) == 1 and lines[0].startswith("skelact: error: "), err
-    return lines[0]
 
 
 @pytest.fixture()
