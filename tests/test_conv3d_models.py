@@ -130,6 +130,25 @@ def test_one_training_step_lowers_the_loss(name):
     assert after.item() < before.item()
 
 
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_channels_last_gives_the_same_outputs_and_gradients(name):
+    """The memory format is a speed setting only: same weights, same inputs -> same logits and gradients."""
+    torch.manual_seed(0)
+    fast = PoseConv3D(3, 4, name, dropout=0.0, backbone_options=SMALL[name]).train()
+    plain = PoseConv3D(3, 4, name, dropout=0.0, backbone_options=SMALL[name], channels_last=False).train()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.rand(2, 2, 4, 4, 16, 16)  # two clips per sample: the flattened batch goes through the format too
+    y = torch.tensor([0, 2])
+    for model in (fast, plain):
+        F.cross_entropy(model(x), y).backward()
+    with torch.no_grad():
+        torch.testing.assert_close(fast.eval()(x), plain.eval()(x), atol=1e-5, rtol=1e-5)
+    for (key, a), (_, b) in zip(fast.named_parameters(), plain.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=key)
+    assert fast._clips(x[:, 0])[0].is_contiguous(memory_format=torch.channels_last_3d)
+    assert plain._clips(x[:, 0])[0].is_contiguous()
+
+
 def gaussian_volumes(n_per_class: int, channels: int, frames: int, size: int, sigma: float = 1.0):
     """Heatmap volumes of two classes: in class 0 every joint's Gaussian moves left to right, in class 1 right to
     left (same positions, reversed in time, so only the temporal order tells them apart)."""
