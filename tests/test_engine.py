@@ -451,3 +451,29 @@ def test_missing_lightning_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "lightning", None)
     with pytest.raises(MissingDependencyError, match=r"skelact\[train\]"):
         require_lightning()
+
+
+def test_a_pipeline_that_keeps_x_and_y_builds_a_2d_model(ucla_store):
+    """SelectCoords declares what it leaves, so STRL on NW-UCLA x, y (the SkeletonMAE transfer target) is built for
+    2 coordinates, takes a 13-joint Penn Action encoder, and a pipeline pair that disagrees is one config error."""
+    from skelact.config import load_config
+    from skelact.engine.build import build_dataset, build_model
+    from skelact.models.skeleton_gin import SkeletonGIN
+
+    config = REPO / "configs" / "nw_ucla" / "strl_joint_xy.yaml"
+    loaded = load_config(config, [f"data.store={ucla_store.path}", "model.hidden_channels=8"])
+    model = build_model(loaded, ucla_store)
+    assert model.in_channels == 2 and model.encoder.num_joints == 20
+    penn = SkeletonGIN(num_classes=15, layout="penn13", in_channels=2, hidden_channels=8)
+    model.encoder.load_state_dict(penn.encoder.state_dict())
+    batch = collate_skeletons([build_dataset(loaded, ucla_store, "test")[i] for i in range(2)])
+    assert batch["x"].shape == (2, 1, 64, 20, 2)
+    with torch.no_grad():
+        assert model.eval()(batch["x"]).shape == (2, 10)
+    assert build_model(load_config(REPO / "configs" / "nw_ucla" / "strl_joint.yaml",
+                                   [f"data.store={ucla_store.path}"]), ucla_store).in_channels == 3
+    half = load_config(config, [f"data.store={ucla_store.path}", "data.test_pipeline=[{type: MinMaxNormalize}, "
+                                "{type: UclaSample, window_size: 64, test_mode: true}]"])
+    with pytest.raises(ConfigError, match="test pipeline 3") as error:
+        build_model(half, ucla_store)
+    assert error.value.field == "data.test_pipeline"

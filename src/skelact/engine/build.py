@@ -45,8 +45,28 @@ def data_info(loaded: LoadedConfig, store: Any) -> DataInfo:
         # from_data, which needs the layout)
         return DataInfo(num_classes=int(store.num_classes), layout=None, in_channels=0,
                         num_persons=int(loaded.cfg.data.num_persons), class_names=tuple(store.class_names))
-    return DataInfo(num_classes=int(store.num_classes), layout=store.layout, in_channels=int(store.coords),
+    return DataInfo(num_classes=int(store.num_classes), layout=store.layout,
+                    in_channels=coords_after_pipelines(loaded, int(store.coords)),
                     num_persons=int(loaded.cfg.data.num_persons), class_names=tuple(store.class_names))
+
+
+def coords_after_pipelines(loaded: LoadedConfig, store_coords: int) -> int:
+    """Coordinates per joint that the model receives: the store's, changed by any step that declares
+    ``output_coords`` (``SelectCoords`` keeps x, y of 3D joints: a 2D model, or an encoder pre-trained on 2D poses,
+    on a 3D data set). Training and test pipelines must agree."""
+    found = {}
+    for which in ("train", "test"):
+        coords = store_coords
+        for step in build_pipeline_of(loaded, which).transforms:
+            output_coords = getattr(step, "output_coords", None)
+            if output_coords is not None:
+                coords = output_coords(coords)
+        found[which] = coords
+    if found["train"] != found["test"]:
+        raise ConfigError(f"the training pipeline gives the model {found['train']} coordinates per joint and the "
+                          f"test pipeline {found['test']}; both must select the same coordinates",
+                          loaded.source_of("data.test_pipeline"), "data.test_pipeline")
+    return found["test"]
 
 
 def build_model(loaded: LoadedConfig, store: Any):
@@ -56,8 +76,9 @@ def build_model(loaded: LoadedConfig, store: Any):
     check_model_arguments(loaded, accepted_arguments(cls), cls.__name__, injected=declared)
     spec = to_container(loaded.cfg.model)
     spec.pop("type")
+    info = data_info(loaded, store)  # its errors name data.* fields, not model.*
     try:
-        return cls.from_data(data_info(loaded, store), **spec)
+        return cls.from_data(info, **spec)
     except SkelactError as e:
         field = f"model.{e.field}" if e.field else "model"
         kind = LayoutError if isinstance(e, LayoutError) else ConfigError

@@ -91,6 +91,10 @@ class SelectCoords:
                             "coordinates", sample_name(sample), "keypoints")
         return updated(sample, keypoints=as_float32(kp[..., list(self.axes)]))
 
+    def output_coords(self, coords: int) -> int:
+        """What the model is built for (:func:`skelact.engine.build.coords_after_pipelines`)."""
+        return len(self.axes)
+
     def __repr__(self) -> str:
         return f"SelectCoords(axes={list(self.axes)})"
 
