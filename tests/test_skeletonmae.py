@@ -218,3 +218,25 @@ def test_a_tiny_pretraining_reduces_the_loss_on_real_nw_ucla_clips(shared_data):
         optimiser.step()
     after = loss_at(0)
     assert after < 0.7 * before, (before, after)  # measured: 0.291 -> 0.154
+
+
+def test_temporal_modules_let_frames_see_their_neighbours_and_nothing_else_changes():
+    """A temporal module mixes a frame with its neighbours up to 4 frames away (kernel 5 at dilations 1 and 2) and
+    no further; ``temporal_module: none`` leaves it out."""
+    from skelact.models.strl import TemporalModelling
+
+    torch.manual_seed(0)
+    layer = TemporalModelling(8).eval()
+    h = torch.randn(1, 12, 5, 8)
+    moved = h.clone()
+    moved[:, 2] += 1.0
+    assert not torch.allclose(layer(h)[:, 0], layer(moved)[:, 0])  # frame 0 sees frame 2 ...
+    assert not torch.allclose(layer(h)[:, 6], layer(moved)[:, 6])  # ... frame 6 sees it at dilation 2 ...
+    assert torch.equal(layer(h)[:, 7:], layer(moved)[:, 7:])       # ... and nothing 5 or more frames away does
+    for kind in ("multiscale", "none"):
+        model = STRL(num_classes=4, layout="nw_ucla20", in_channels=3, hidden_channels=8, max_frames=16,
+                     temporal_module=kind).eval()
+        assert model(torch.randn(2, 1, 16, 20, 3)).shape == (2, 4)
+        assert (model.temporal is None) == (kind == "none")
+    with pytest.raises(ConfigError, match="multiscale"):
+        STRL(num_classes=4, layout="nw_ucla20", temporal_module="tcn")
