@@ -14,10 +14,15 @@ ReLU, pooling and the residual sums are not counted). It counts a multiply-add a
 compare with them, and ``gflops`` = 2 x ``gmacs`` is given beside it.
 
 Sizes: ``full`` is the paper's 17 x 48 x 56 x 56 (17 COCO joints, 48 frames, 56 x 56 crops); ``cpu`` is
-17 x 32 x 48 x 48, an input a CPU recipe can afford.
+17 x 32 x 48 x 48, an input a CPU recipe can afford; ``recipe`` is 13 x 24 x 32 x 32, the input of the Penn Action
+CPU configs (13 joints, 24 frames, 32 x 32).
 
-    .venv/bin/python benchmarks/bench_conv3d.py [--backbones slowonly,c3d,x3d] [--sizes full,cpu]
+``--memory-formats`` times the model with its volumes in ``channels_last_3d`` (``PoseConv3D(channels_last=True)``,
+the default) and/or contiguous (``channels_last=False``), same weights and inputs.
+
+    .venv/bin/python benchmarks/bench_conv3d.py [--backbones slowonly,c3d,x3d] [--sizes full,cpu,recipe]
         [--threads 1,2] [--batch 1] [--repeats 3] [--warmup 1] [--omp-wait-policy passive]
+        [--memory-formats channels_last,contiguous]
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import statistics
 import sys
 import time
 
-SIZES = {"full": (17, 48, 56, 56), "cpu": (17, 32, 48, 48)}
+SIZES = {"full": (17, 48, 56, 56), "cpu": (17, 32, 48, 48), "recipe": (13, 24, 32, 32)}
+MEMORY_FORMATS = ("channels_last", "contiguous")
 BACKBONES = ("slowonly", "c3d", "x3d")
 NUM_CLASSES = 60
 
@@ -44,7 +50,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
     p.add_argument("--omp-wait-policy", choices=("passive", "active"), default=None,
                    help="set OMP_WAIT_POLICY before torch loads (default: leave the environment alone)")
+    p.add_argument("--memory-formats", default="channels_last",
+                   help="comma list of " + ", ".join(MEMORY_FORMATS) + " (the volumes' layout inside the model)")
     args = p.parse_args(argv)
+    args.memory_formats = [m for m in args.memory_formats.split(",") if m]
+    for m in args.memory_formats:
+        if m not in MEMORY_FORMATS:
+            p.error(f"--memory-formats: unknown {m!r}; expected {', '.join(MEMORY_FORMATS)}")
     args.backbones = [b for b in args.backbones.split(",") if b]
     args.sizes = [s for s in args.sizes.split(",") if s]
     args.threads = [int(t) for t in args.threads.split(",") if t]
@@ -113,11 +125,14 @@ def main(argv=None) -> int:
 
             for threads in args.threads:
                 torch.set_num_threads(threads)
-                for what, step in (("forward", forward), ("train_step", train_step)):
-                    ms = median_ms(step, args.repeats, args.warmup)
-                    emit(dict(kind="time", backbone=name, size=size, input=list(shape), threads=threads,
-                              batch=args.batch, step=what, ms=round(ms, 1), ms_per_sample=round(ms / args.batch, 1),
-                              repeats=args.repeats))
+                for memory_format in args.memory_formats:
+                    model.memory_format = (torch.channels_last_3d if memory_format == "channels_last"
+                                           else torch.contiguous_format)
+                    for what, step in (("forward", forward), ("train_step", train_step)):
+                        ms = median_ms(step, args.repeats, args.warmup)
+                        emit(dict(kind="time", backbone=name, size=size, input=list(shape), threads=threads,
+                                  memory_format=memory_format, batch=args.batch, step=what, ms=round(ms, 1),
+                                  ms_per_sample=round(ms / args.batch, 1), repeats=args.repeats))
     return 0
 
 
