@@ -240,3 +240,19 @@ def test_temporal_modules_let_frames_see_their_neighbours_and_nothing_else_chang
         assert (model.temporal is None) == (kind == "none")
     with pytest.raises(ConfigError, match="multiscale"):
         STRL(num_classes=4, layout="nw_ucla20", temporal_module="tcn")
+
+
+@pytest.mark.parametrize("dataset", ["nw_ucla", "penn_action"])
+def test_skeletonmae_runs_fine_tune_with_adamw_not_the_contrastive_sgd_recipe(dataset):
+    """The default fine-tune / semi recipe (SGD 0.1, SkeletonCLR's) made the batch-norm-free GIN diverge; SkeletonMAE's
+    configs give the protocols AdamW 1e-3 with a cosine, and keep the kNN k of the data set's config."""
+    from skelact.commands.protocol_config import protocol_recipe
+    from skelact.config import load_config
+
+    src = load_config(REPO / "configs" / dataset / "skeletonmae_joint.yaml")
+    for protocol in ("finetune", "semi"):
+        layer, _ = protocol_recipe(src, protocol)
+        assert layer["optimizer"]["lr"] == 0.001 and layer["schedule"]["type"] == "cosine"
+    assert src.cfg.optimizer.type == "adamw"
+    _, knn = protocol_recipe(src, "knn")
+    assert knn.k == 20
