@@ -31,7 +31,25 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def render_penn_store(tmp_path_factory, shared_data):
+def penn_labels(tmp_path_factory, shared_data):
+    """``copy(names)``: a fresh Penn Action source folder (``.../labels``) holding copies of the named label files
+    (``"0001"`` for ``0001.mat``); skips when any of them is missing."""
+    source = shared_data / "penn_action_labels" / "labels"
+
+    def copy(names) -> Path:
+        if not all((source / f"{name}.mat").is_file() for name in names):
+            pytest.skip("Penn Action labels not available")
+        folder = tmp_path_factory.mktemp("penn") / "labels"
+        folder.mkdir()
+        for name in names:
+            shutil.copy(source / f"{name}.mat", folder)
+        return folder
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def render_penn_store(tmp_path_factory, penn_labels):
     """``render(clips, size)``: a ``penn-action-rendered`` store of the named Penn Action label files drawn at
     ``size`` px (needs PyAV and scipy; skips without the labels), for the tests of the RGB models."""
     def render(clips: tuple[str, ...], size: int):
@@ -40,13 +58,7 @@ def render_penn_store(tmp_path_factory, shared_data):
         from skelact.data.prepare import prepare
         from skelact.data.store import SkeletonStore
 
-        source = shared_data / "penn_action_labels" / "labels"
-        if not source.is_dir():
-            pytest.skip("Penn Action labels not available")
-        folder = tmp_path_factory.mktemp("penn") / "labels"
-        folder.mkdir()
-        for name in clips:
-            shutil.copy(source / f"{name}.mat", folder)
+        folder = penn_labels(clips)
         out = tmp_path_factory.mktemp("stores") / "rendered"
         prepare("penn-action-rendered", folder, out, workers=1, progress=False, size=size)
         return SkeletonStore(out)

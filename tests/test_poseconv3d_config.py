@@ -37,16 +37,9 @@ TINY = ["epochs=1", "data.batch_size=3", "data.test_batch_size=4", "data.num_wor
 
 
 @pytest.fixture(scope="module")
-def labels(shared_data: Path, tmp_path_factory) -> Path:
+def labels(penn_labels) -> Path:
     """A Penn Action source folder holding a few of the real label files."""
-    source = shared_data / "penn_action_labels" / "labels"
-    if not all((source / f"{name}.mat").is_file() for name in LABEL_FILES):
-        pytest.skip("Penn Action labels not available")
-    folder = tmp_path_factory.mktemp("penn_few") / "labels"
-    folder.mkdir()
-    for name in LABEL_FILES:
-        (folder / f"{name}.mat").symlink_to(source / f"{name}.mat")
-    return folder
+    return penn_labels(LABEL_FILES)
 
 
 @pytest.fixture(scope="module")

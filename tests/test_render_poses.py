@@ -27,14 +27,9 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def labels(tmp_path_factory, shared_data) -> Path:
+def labels(penn_labels, shared_data) -> Path:
+    folder = penn_labels(CLIPS)
     source = shared_data / "penn_action_labels" / "labels"
-    if not source.is_dir():
-        pytest.skip("Penn Action labels not available")
-    folder = tmp_path_factory.mktemp("penn") / "labels"
-    folder.mkdir()
-    for name in CLIPS:
-        shutil.copy(source / f"{name}.mat", folder)
     (folder / "0002.mat").write_bytes((source / "0002.mat").read_bytes()[:3000])  # truncated
     return folder
 
