@@ -18,7 +18,7 @@ pytest.importorskip("lightning", reason="training needs the train extra (lightni
 from skelact.cli import main  # noqa: E402
 from skelact.engine.threads import OMP_ENV, available_cpus, resolve_num_threads  # noqa: E402
 from skelact.evaluation.run_scores import save_run_scores  # noqa: E402
-from cli_run import one_line_error, run_cli  # noqa: E402
+from cli_run import one_line_error, real_data_env, run_cli  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*smaller than the logging interval",
                                         "ignore:.*LeafSpec.*is deprecated", "ignore:Checkpoint directory .* exists",
@@ -42,9 +42,7 @@ TINY = ["model.base_channels=8", "model.num_blocks=2", "data.max_train_samples=3
 def data_env(shared_data: Path, tmp_path_factory):
     """Configs name NW-UCLA by format + source: point the data root at the real data and the store cache at a
     session folder (test_export.py shares it, so the store is prepared once per session)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SKELACT_DATA", str(shared_data))
-        mp.setenv("SKELACT_CACHE", str(tmp_path_factory.getbasetemp() / "skelact-store-cache"))
+    with real_data_env(tmp_path_factory, shared_data):
         yield
 
 

@@ -19,6 +19,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import numpy_helper  # noqa: E402
 
 from skelact.cli import main  # noqa: E402
+from cli_run import real_data_env  # noqa: E402
 from skelact.config import load_config  # noqa: E402
 from skelact.data.dataset import collate_skeletons  # noqa: E402
 from skelact.engine.build import build_dataset, build_model, open_dataset_store  # noqa: E402
@@ -41,9 +42,7 @@ TOLERANCE = 1e-4
 @pytest.fixture(scope="module", autouse=True)
 def data_env(shared_data: Path, tmp_path_factory):
     """The real data root and the session's store cache (shared with test_cli_train.py)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SKELACT_DATA", str(shared_data))
-        mp.setenv("SKELACT_CACHE", str(tmp_path_factory.getbasetemp() / "skelact-store-cache"))
+    with real_data_env(tmp_path_factory, shared_data):
         yield
 
 

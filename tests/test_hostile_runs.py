@@ -23,6 +23,7 @@ import torch
 pytest.importorskip("lightning", reason="training needs the train extra (lightning)")
 
 from skelact.cli import main  # noqa: E402
+from cli_run import real_data_env  # noqa: E402
 from skelact.locking import LOCK_FILE, lock_dir  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*smaller than the logging interval",
@@ -52,10 +53,7 @@ def tiny(num_workers: int = 0) -> list[str]:
 def data_env(shared_data: Path, tmp_path_factory):
     """Real data root, the session's store cache (shared with test_cli_train.py), one OpenMP thread for the
     subprocesses."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SKELACT_DATA", str(shared_data))
-        mp.setenv("SKELACT_CACHE", str(tmp_path_factory.getbasetemp() / "skelact-store-cache"))
-        mp.setenv("OMP_NUM_THREADS", "1")
+    with real_data_env(tmp_path_factory, shared_data, OMP_NUM_THREADS="1"):
         yield
 
 

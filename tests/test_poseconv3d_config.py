@@ -18,6 +18,7 @@ from scipy.io import loadmat
 pytest.importorskip("lightning", reason="training needs the train extra (lightning)")
 
 from skelact.cli import main  # noqa: E402
+from cli_run import real_data_env  # noqa: E402
 from skelact.config import load_config  # noqa: E402
 from skelact.data.sources.penn_action import PENN_ACTION_CLASSES, PennActionSource  # noqa: E402
 from skelact.data.transforms import sample_from_sequence  # noqa: E402
@@ -45,8 +46,7 @@ def labels(penn_labels) -> Path:
 @pytest.fixture(scope="module")
 def run(labels: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("poseconv3d") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SKELACT_CACHE", str(tmp_path_factory.getbasetemp() / "skelact-store-cache"))
+    with real_data_env(tmp_path_factory):
         assert main(["train", str(PENN / "poseconv3d_joint_cpu.yaml"), *TINY, f"data.source={labels.parent}",
                      "--run-dir", str(out)]) == 0
         yield out

@@ -16,7 +16,7 @@ pytest.importorskip("lightning", reason="training needs the train extra (lightni
 
 from skelact.cli import main  # noqa: E402
 from skelact.inference.predictor import pipeline_window, window_starts  # noqa: E402
-from cli_run import one_line_error, run_cli  # noqa: E402
+from cli_run import one_line_error, real_data_env, run_cli  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*smaller than the logging interval",
                                         "ignore:.*LeafSpec.*is deprecated", "ignore:Checkpoint directory .* exists",
@@ -38,9 +38,7 @@ TINY = ["epochs=1", "model.base_channels=8", "model.num_blocks=2", "data.max_tra
 def run(shared_data: Path, tmp_path_factory) -> Path:
     """A one-epoch tiny CTR-GCN on NW-UCLA cross-view (its store in the session cache test_cli_train.py shares)."""
     out = tmp_path_factory.mktemp("predict") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SKELACT_DATA", str(shared_data))
-        mp.setenv("SKELACT_CACHE", str(tmp_path_factory.getbasetemp() / "skelact-store-cache"))
+    with real_data_env(tmp_path_factory, shared_data):
         assert main(["train", str(CONFIG), *TINY, "--run-dir", str(out)]) == 0
         yield out
 
@@ -200,9 +198,7 @@ def penn_run(pose_extra, shared_data: Path, tmp_path_factory) -> Path:
     if os.environ.get("SKELACT_PENN_RUN"):
         return Path(os.environ["SKELACT_PENN_RUN"])
     out = tmp_path_factory.mktemp("predict-penn") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SKELACT_DATA", str(shared_data))
-        mp.setenv("SKELACT_CACHE", str(tmp_path_factory.getbasetemp() / "skelact-store-cache"))
+    with real_data_env(tmp_path_factory, shared_data):
         assert main(["train", str(PENN_CONFIG), *PENN_TINY, "--run-dir", str(out)]) == 0
     return out
 

@@ -23,7 +23,7 @@ import pytest
 from skelact.cli import main
 from skelact.inference.predictor import Predictor
 from skelact.inference.shipped_model import CONFIG_NAME, SHIPPED_DIR, WEIGHTS_NAME
-from cli_run import one_line_error, run_cli
+from cli_run import one_line_error, real_data_env, run_cli, session_store_cache
 
 REPO = Path(__file__).resolve().parents[1]
 #: a clip of the official test split (``train`` is -1 in its label file): a boy skipping rope, 44 frames
@@ -34,7 +34,7 @@ PENN_TEST_CLIP = "1000.mat"
 def penn_cache(shared_data, tmp_path_factory, monkeypatch) -> Path:
     """Penn Action from the shared data, its store in the session cache (prepared on first use, about 4 s)."""
     monkeypatch.setenv("SKELACT_DATA", str(shared_data))
-    cache = tmp_path_factory.getbasetemp() / "skelact-store-cache"
+    cache = session_store_cache(tmp_path_factory)
     monkeypatch.setenv("SKELACT_CACHE", str(cache))
     return cache
 
@@ -128,9 +128,7 @@ def tiny_run(shared_data, tmp_path_factory) -> Path:
     """The fast preset cut to a tiny one-epoch model (its store in the session cache)."""
     pytest.importorskip("lightning", reason="training needs the train extra (lightning)")
     out = tmp_path_factory.mktemp("ship") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SKELACT_DATA", str(shared_data))
-        mp.setenv("SKELACT_CACHE", str(tmp_path_factory.getbasetemp() / "skelact-store-cache"))
+    with real_data_env(tmp_path_factory, shared_data):
         assert main(["train", str(FAST_CONFIG), *TINY, "--run-dir", str(out)]) == 0
         yield out
 
