@@ -19,12 +19,12 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import numpy_helper  # noqa: E402
 
 from skelact.cli import main  # noqa: E402
-from cli_run import real_data_env  # noqa: E402
 from skelact.config import load_config  # noqa: E402
 from skelact.data.dataset import collate_skeletons  # noqa: E402
 from skelact.engine.build import build_dataset, build_model, open_dataset_store  # noqa: E402
 from skelact.errors import RunError  # noqa: E402
 from skelact.inference.onnx_export import export_onnx  # noqa: E402
+from cli_run import real_data_env  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*smaller than the logging interval",
                                         "ignore:.*LeafSpec.*is deprecated", "ignore:Checkpoint directory .* exists",

@@ -23,8 +23,8 @@ import torch
 pytest.importorskip("lightning", reason="training needs the train extra (lightning)")
 
 from skelact.cli import main  # noqa: E402
-from cli_run import real_data_env  # noqa: E402
 from skelact.locking import LOCK_FILE, lock_dir  # noqa: E402
+from cli_run import real_data_env  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*smaller than the logging interval",
                                         "ignore:.*LeafSpec.*is deprecated", "ignore:Checkpoint directory .* exists",

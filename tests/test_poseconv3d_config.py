@@ -18,11 +18,11 @@ from scipy.io import loadmat
 pytest.importorskip("lightning", reason="training needs the train extra (lightning)")
 
 from skelact.cli import main  # noqa: E402
-from cli_run import real_data_env  # noqa: E402
 from skelact.config import load_config  # noqa: E402
 from skelact.data.sources.penn_action import PENN_ACTION_CLASSES, PennActionSource  # noqa: E402
 from skelact.data.transforms import sample_from_sequence  # noqa: E402
 from skelact.engine.build import build_pipeline_of  # noqa: E402
+from cli_run import real_data_env  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*smaller than the logging interval",
                                         "ignore:.*LeafSpec.*is deprecated", "ignore:Checkpoint directory .* exists",
