@@ -31,12 +31,10 @@ PENN_TEST_CLIP = "1000.mat"
 
 
 @pytest.fixture()
-def penn_cache(shared_data, tmp_path_factory, monkeypatch) -> Path:
+def penn_cache(shared_data, tmp_path_factory) -> Path:
     """Penn Action from the shared data, its store in the session cache (prepared on first use, about 4 s)."""
-    monkeypatch.setenv("SKELACT_DATA", str(shared_data))
-    cache = session_store_cache(tmp_path_factory)
-    monkeypatch.setenv("SKELACT_CACHE", str(cache))
-    return cache
+    with real_data_env(tmp_path_factory, shared_data):
+        yield session_store_cache(tmp_path_factory)
 
 
 def test_shipped_weights_reach_their_accuracy_on_the_official_test_split(penn_cache):
