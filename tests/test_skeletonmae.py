@@ -142,6 +142,27 @@ def test_decoder_sees_only_the_encoder_output():
     assert torch.allclose(view(x_changed, mask), out)
 
 
+@pytest.mark.parametrize("remask", [True, False])
+def test_remask_leaves_the_far_end_of_a_masked_limb_nothing_to_reconstruct_from(remask):
+    """With whole-region masks and a one-layer decoder, re-masking zeroes every input the decoder has for the right
+    wrist (its one neighbour, the elbow, is hidden too), so its reconstruction is one constant for every clip; the
+    elbow's still comes from the visible shoulder. Without re-masking the wrist's comes from the encoder's output
+    there, which has seen the shoulder two hops away."""
+    torch.manual_seed(0)
+    encoder = SkeletonGIN(num_classes=2, layout="penn13", in_channels=2, hidden_channels=8)
+    view = MaskedGraphAutoencoder(encoder, remask=remask)
+    x = torch.randn(6, 13, 2)
+    mask = torch.zeros(6, 13, dtype=torch.bool)
+    mask[:, [3, 5, 9, 11]] = True  # penn13's right arm (elbow 3, wrist 5) and right leg (knee 9, ankle 11)
+    z = view(x, mask)
+
+    def same_for_every_clip(joint: int) -> bool:
+        return torch.allclose(z[:, joint], z[:1, joint].expand(6, -1), atol=1e-6)
+
+    assert same_for_every_clip(5) == same_for_every_clip(11) == remask
+    assert not same_for_every_clip(3) and not same_for_every_clip(9)
+
+
 def test_spatial_modelling_block_against_its_formula():
     torch.manual_seed(1)
     encoder = SkeletonGIN(num_classes=2, layout="penn13", in_channels=2, hidden_channels=4).encoder
@@ -152,9 +173,36 @@ def test_spatial_modelling_block_against_its_formula():
     expected = torch.relu((h + (pooled @ block.projection.weight.T + block.projection.bias)[:, None, :])
                           @ block.weight.weight.T + block.weight.bias)
     assert torch.allclose(block(h, encoder), expected, atol=1e-6)
+    # with context_norm the pooled context is layer-normalised (mean 0, variance 1 over D, then LN's affine) first
+    normed = SpatialModelling(4, context_norm=True)
+    normed.load_state_dict(block.state_dict(), strict=False)
+    centred = pooled - pooled.mean(dim=1, keepdim=True)
+    standardised = centred / torch.sqrt(centred.pow(2).mean(dim=1, keepdim=True) + 1e-5)
+    expected = torch.relu((h + (standardised @ block.projection.weight.T + block.projection.bias)[:, None, :])
+                          @ block.weight.weight.T + block.weight.bias)
+    assert torch.allclose(normed(h, encoder), expected, atol=1e-5)
     # multi-scale pooling of T = 4 frames at scales 1, 2: whole clip, then frames {0, 1} and {2, 3}
     f = torch.arange(4.0)[None, :, None, None].expand(1, 4, 2, 1)
     assert multiscale_temporal_pool(f, (1, 2)).flatten().tolist() == [1.5, 0.5, 2.5]
+
+
+def test_context_norm_makes_an_sm_block_indifferent_to_the_encoders_output_scale():
+    """A pre-trained encoder's features are many times a fresh one's (the cosine loss leaves their scale free);
+    with ``context_norm`` an SM block's output does not change when the encoder's output is scaled, without it it
+    does."""
+    torch.manual_seed(2)
+    encoder = SkeletonGIN(num_classes=2, layout="penn13", in_channels=2, hidden_channels=8).encoder
+    h = torch.randn(3, 13, 8)
+    scaled = SkeletonGIN(num_classes=2, layout="penn13", in_channels=2, hidden_channels=8).encoder
+    scaled.load_state_dict(encoder.state_dict())
+    with torch.no_grad():  # the last layer's output x 12 (ReLU commutes with a positive factor)
+        scaled.layers[-1].mlp[-1].weight.mul_(12.0)
+        scaled.layers[-1].mlp[-1].bias.mul_(12.0)
+    assert torch.allclose(scaled.encode(h), 12.0 * encoder.encode(h), atol=1e-5)
+    for context_norm in (True, False):
+        block = SpatialModelling(8, context_norm=context_norm)
+        same = torch.allclose(block(h, scaled), block(h, encoder), atol=1e-4)
+        assert same == context_norm
 
 
 def test_strl_blocks_share_one_encoder_and_take_a_pretrained_one_unchanged():
