@@ -4,6 +4,7 @@ NW-UCLA clips."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -193,8 +194,7 @@ def test_context_norm_makes_an_sm_block_indifferent_to_the_encoders_output_scale
     torch.manual_seed(2)
     encoder = SkeletonGIN(num_classes=2, layout="penn13", in_channels=2, hidden_channels=8).encoder
     h = torch.randn(3, 13, 8)
-    scaled = SkeletonGIN(num_classes=2, layout="penn13", in_channels=2, hidden_channels=8).encoder
-    scaled.load_state_dict(encoder.state_dict())
+    scaled = copy.deepcopy(encoder)
     with torch.no_grad():  # the last layer's output x 12 (ReLU commutes with a positive factor)
         scaled.layers[-1].mlp[-1].weight.mul_(12.0)
         scaled.layers[-1].mlp[-1].bias.mul_(12.0)
