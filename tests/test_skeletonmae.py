@@ -175,12 +175,11 @@ def test_spatial_modelling_block_against_its_formula():
                           @ block.weight.weight.T + block.weight.bias)
     assert torch.allclose(block(h, encoder), expected, atol=1e-6)
     # with context_norm the pooled context is layer-normalised (mean 0, variance 1 over D, then LN's affine) first
-    normed = SpatialModelling(4, context_norm=True)
-    normed.load_state_dict(block.state_dict(), strict=False)
+    normed = SpatialModelling(4, context_norm=True)  # a fresh layer norm: weight 1, bias 0
     centred = pooled - pooled.mean(dim=1, keepdim=True)
     standardised = centred / torch.sqrt(centred.pow(2).mean(dim=1, keepdim=True) + 1e-5)
-    expected = torch.relu((h + (standardised @ block.projection.weight.T + block.projection.bias)[:, None, :])
-                          @ block.weight.weight.T + block.weight.bias)
+    expected = torch.relu((h + (standardised @ normed.projection.weight.T + normed.projection.bias)[:, None, :])
+                          @ normed.weight.weight.T + normed.weight.bias)
     assert torch.allclose(normed(h, encoder), expected, atol=1e-5)
     # multi-scale pooling of T = 4 frames at scales 1, 2: whole clip, then frames {0, 1} and {2, 3}
     f = torch.arange(4.0)[None, :, None, None].expand(1, 4, 2, 1)
