@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from skelact.errors import ConfigError, DataError
 from skelact.methods.crossclr import CrosSCLRMethod, cross_view_loss, topk_positive_mask
@@ -323,6 +324,56 @@ def test_linear_protocol_freezes_weights_and_batch_norm_statistics():
     tuned = EncoderClassifier({"joint": encoder}, 10, frozen=False).train()
     tuned.training_step({"x": {"joint": x}, "label": torch.arange(6) % 10})
     assert not torch.equal(encoder.state_dict()["data_bn.bn.running_mean"], before["data_bn.bn.running_mean"])
+
+
+class WidthEncoder(nn.Module):
+    """An encoder of stored embeddings: only its width matters (the classifier takes 2-D inputs as they are)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.out_channels = width
+
+
+def test_feature_norm_makes_the_linear_probe_indifferent_to_the_embedding_scale():
+    """MAE's linear probe (a batch norm without scale and shift before the classifier): four overlapping classes,
+    embeddings 50 times larger than a batch-normed network gives. With the reference recipe's SGD at lr 3 the
+    classifier's loss explodes (on real SkeletonMAE features its accuracy fell to chance); with the norm the same
+    recipe fits, and the logits do not depend on the scale."""
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(256) % 4
+    centres = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+    feats = torch.randn(256, 8, generator=gen)
+    feats[:, :2] += 1.5 * centres[labels]
+    results = {}
+    for norm in ("none", "batchnorm"):
+        probe = EncoderClassifier({"joint": WidthEncoder(8)}, 4, frozen=True, feature_norm=norm,
+                                  generator=torch.Generator().manual_seed(1)).train()
+        optimizer = torch.optim.SGD(probe.parameters(), lr=3.0, momentum=0.9)
+        for _ in range(10):
+            for start in range(0, 256, 32):
+                loss, _ = probe.training_step({"x": {"joint": feats[start:start + 32] * 50},
+                                               "label": labels[start:start + 32]})
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        probe.eval()
+        with torch.no_grad():
+            logits = probe({"joint": feats * 50})
+        results[norm] = (float(F.cross_entropy(logits, labels)), float((logits.argmax(1) == labels).float().mean()))
+    assert results["none"][0] > 100.0, results  # ln 4 = 1.39 is a classifier that knows nothing
+    assert results["batchnorm"][0] < 1.0 and results["batchnorm"][1] > 0.8, results
+    probe = EncoderClassifier({"joint": WidthEncoder(8)}, 4, frozen=True, feature_norm="batchnorm").train()
+    torch.testing.assert_close(probe({"joint": feats * 12}), probe({"joint": feats}), atol=1e-4, rtol=1e-4)
+    plain = EncoderClassifier({"joint": WidthEncoder(8)}, 4, frozen=True).train()
+    assert not torch.allclose(plain({"joint": feats * 12}), plain({"joint": feats}), atol=1e-2)
+    # an option of the linear protocol only, and a typo is named
+    from skelact.methods.protocols import split_recipe
+
+    assert split_recipe("linear", {"feature_norm": "batchnorm"})[1].feature_norm == "batchnorm"
+    for protocol, value in (("linear", "bn"), ("finetune", "batchnorm"), ("semi", "batchnorm")):
+        with pytest.raises(ConfigError) as e:
+            split_recipe(protocol, {"feature_norm": value})
+        assert e.value.field == f"protocols.{protocol}.feature_norm", (protocol, value)
 
 
 class NormEncoder(nn.Module):

@@ -72,12 +72,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-features", default=None, action=argparse.BooleanOptionalAction,
                    help="linear: train the classifier on embeddings computed once (default; the same training "
                         "in seconds) or, with --no-cache-features, encode every batch")
+    p.add_argument("--feature-norm", choices=("none", "batchnorm"), default=None,
+                   help="linear: a batch norm without scale and shift before the classifier (MAE's linear probe; "
+                        "the SkeletonMAE configs' default)")
 
 
 def run(args: argparse.Namespace) -> int:
     # only the options the user gave: a resumed protocol keeps its own, and the defaults live in ProtocolOptions
     names = ("view", "augment", "k", "temperature", "label_fraction", "label_seed", "plot", "checkpoint", "init",
-             "cache_features")
+             "cache_features", "feature_norm")
     options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     source = None if args.resume else args.run
     overrides = list(args.overrides) if args.resume is None else [args.run, *args.overrides]
@@ -318,7 +321,8 @@ def _classifier(protocol: str, loaded: LoadedConfig, src: LoadedConfig, source_d
         log(f"encoders {', '.join(views)}: batch-norm statistics estimated on the {seen} training clips (test "
             f"pipeline); the weights stay random")
     generator = torch.Generator().manual_seed(int(loaded.cfg.seed) + HEAD_SEED_OFFSET)
-    return EncoderClassifier(encoders, store.num_classes, frozen=frozen, generator=generator), source_epoch
+    return (EncoderClassifier(encoders, store.num_classes, frozen=frozen, generator=generator,
+                              feature_norm=opts.feature_norm), source_epoch)
 
 
 def _embeddings(loaded: LoadedConfig, classifier: Any, data: Any, num_classes: int) -> np.ndarray:

@@ -47,6 +47,8 @@ from skelact.methods.skeletonclr import encoder_width, reset_linear_
 
 PROTOCOLS = ("linear", "knn", "finetune", "semi")
 PLOT_METHODS = ("auto", "tsne", "pca", "none")
+#: linear: what stands between the frozen embedding and the classifier
+FEATURE_NORMS = ("none", "batchnorm")
 
 #: the protocols' training recipes as experiment-config layers. linear: the reference's linear evaluation
 #: (LinguoLi/CrosSCLR config/linear_eval/*.yaml: SGD lr 3.0 for batch 128, no Nesterov, no weight decay, 100 epochs,
@@ -99,6 +101,11 @@ class ProtocolOptions:
     checkpoint: str = "last"
     #: ``pretrained`` (the source run's weights) or ``random`` (the same encoder, randomly initialised: the baseline)
     init: str = "pretrained"
+    #: linear: ``batchnorm`` puts a batch norm without scale and shift between the frozen embedding and the
+    #: classifier (He et al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022, App. A.2: MAE's
+    #: features vary in scale, and a fixed learning rate suits only one scale); ``none`` is the contrastive methods'
+    #: reference recipe, whose embeddings come out of a batch-normed network at one scale
+    feature_norm: str = "none"
     #: linear: encode every clip once and train the classifier on the stored embeddings. The frozen encoder in eval
     #: mode gives a clip the same embedding at every epoch when the training pipeline has no augmentation, so this
     #: is the same training as encoding each batch anew (float rounding aside), in seconds instead of an encoder
@@ -141,6 +148,10 @@ def check_options(o: ProtocolOptions, protocol: str, source: str | None = None) 
     need(o.plot in PLOT_METHODS, "plot", f"must be one of {', '.join(PLOT_METHODS)}, got {o.plot!r}")
     need(o.checkpoint in ("last", "best"), "checkpoint", f"must be 'last' or 'best', got {o.checkpoint!r}")
     need(o.init in ("pretrained", "random"), "init", f"must be 'pretrained' or 'random', got {o.init!r}")
+    need(o.feature_norm in FEATURE_NORMS, "feature_norm",
+         f"must be one of {', '.join(FEATURE_NORMS)}, got {o.feature_norm!r}")
+    need(o.feature_norm == "none" or protocol == "linear", "feature_norm",
+         f"is an option of the linear protocol, not of {protocol}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -265,17 +276,22 @@ class EncoderClassifier(nn.Module):
 
     ``frozen``: the encoders get no gradient and stay in eval mode whatever ``train()`` is called with, so their
     batch-norm statistics never move and dropout is off (the linear protocol). Otherwise everything trains
-    (fine-tuning). Inputs are ``{view: [N, M, T, V, C]}`` batches (:class:`~skelact.data.multiview.MultiViewDataset`).
+    (fine-tuning). ``feature_norm="batchnorm"``: each view's embedding passes a batch norm without scale and shift
+    before its classifier (:class:`ProtocolOptions`). Inputs are ``{view: [N, M, T, V, C]}`` batches (:class:`~skelact.data.multiview.MultiViewDataset`).
     """
 
     def __init__(self, encoders: Mapping[str, nn.Module], num_classes: int, *, frozen: bool,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, feature_norm: str = "none"):
         super().__init__()
         if not encoders:
             raise ConfigError("no encoder to evaluate", field="views")
         self.encoders = nn.ModuleDict(dict(encoders))
         self.heads = nn.ModuleDict({v: nn.Linear(encoder_width(e), int(num_classes)) for v, e in encoders.items()})
         reset_linear_(self.heads, generator)
+        if feature_norm not in FEATURE_NORMS:
+            raise ConfigError(f"must be one of {', '.join(FEATURE_NORMS)}, got {feature_norm!r}", field="feature_norm")
+        self.feature_norms = (nn.ModuleDict({v: nn.BatchNorm1d(encoder_width(e), affine=False)
+                                             for v, e in encoders.items()}) if feature_norm == "batchnorm" else None)
         self.frozen = bool(frozen)
         for encoder in self.encoders.values():
             classifier = getattr(encoder, "fc", None)
@@ -314,6 +330,8 @@ class EncoderClassifier(nn.Module):
 
     def forward(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
         feats = self.features(x)
+        if self.feature_norms is not None:
+            feats = {v: self.feature_norms[v](f) for v, f in feats.items()}
         logits = [self.heads[v](feats[v]) for v in self.view_names]
         return torch.stack(logits).mean(dim=0)
 
