@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 
 from skelact.errors import ConfigError
@@ -100,6 +101,38 @@ def test_loss_by_hand_and_blind_to_unmasked_joints():
     zg = z.clone().requires_grad_(True)
     reweighted_cosine_loss(x, zg, mask).backward()
     assert zg.grad[0, 3].abs().sum() == 0 and zg.grad[0, 1].abs().sum() > 0
+
+
+def test_bone_target_compares_each_masked_joint_minus_its_parent_and_skips_the_root():
+    """``target: bones`` (ours): the reconstruction of a masked joint is compared with the joint minus its parent
+    in the layout's tree; the centre has no bone and is no target. Checked with a fixed reconstruction against a
+    loop over the layout's named parents, on the right arm + leg and on the torso (which holds the centre)."""
+    lay = get_layout("nw_ucla20")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 1, 3, 20, 3, generator=gen)
+    z = torch.randn(1, 1, 3, 20, 3, generator=gen)
+    for regions in (["right_arm", "right_leg"], ["torso"]):
+        method = SkeletonMAEMethod({"joint": MaskedGraphAutoencoder(
+            SkeletonGIN(num_classes=10, layout="nw_ucla20", in_channels=3, hidden_channels=8))},
+            masker_of(lay, regions=regions), target="bones", parents=lay.parents)
+        method.views["joint"].forward = lambda x_, mask_: z  # the reconstruction is fixed: only the target acts
+        hidden = [v for part in regions for v in dict(lay.parts)[part] if v != lay.center]
+        expected = 0.0
+        for t in range(3):
+            cos = [F.cosine_similarity(x[0, 0, t, v] - x[0, 0, t, lay.parents[v]], z[0, 0, t, v], dim=0)
+                   for v in hidden]
+            expected += sum(((1 - c) / len(hidden)) ** 2 for c in cos) / 3
+        loss, _, _ = method.training_step({"x": {"joint": x}})
+        assert loss.item() == pytest.approx(float(expected), rel=1e-5), regions
+        # moving the whole body moves no bone; the coordinates' target would change
+        shifted, _, _ = method.training_step({"x": {"joint": x + torch.tensor([5.0, -2.0, 1.0])}})
+        assert shifted.item() == pytest.approx(loss.item(), rel=1e-5)
+    coordinates = SkeletonMAEMethod({"joint": MaskedGraphAutoencoder(
+        SkeletonGIN(num_classes=10, layout="nw_ucla20", in_channels=3, hidden_channels=8))},
+        masker_of(lay, regions=["right_arm"]))
+    coordinates.views["joint"].forward = lambda x_, mask_: z
+    assert coordinates.training_step({"x": {"joint": x + 5.0}})[0].item() != pytest.approx(
+        coordinates.training_step({"x": {"joint": x}})[0].item(), rel=1e-3)
 
 
 # ----------------------------------------------------------------------------------------------------------------
