@@ -106,7 +106,7 @@ def test_loss_by_hand_and_blind_to_unmasked_joints():
 def test_bone_target_compares_each_masked_joint_minus_its_parent_and_skips_the_root():
     """``target: bones`` (ours): the reconstruction of a masked joint is compared with the joint minus its parent
     in the layout's tree; the centre has no bone and is no target. Checked with a fixed reconstruction against a
-    loop over the layout's named parents, on the right arm + leg and on the torso (which holds the centre)."""
+    loop over the layout's parents, on the right arm + leg and on the torso (which holds the centre)."""
     lay = get_layout("nw_ucla20")
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 1, 3, 20, 3, generator=gen)

@@ -277,7 +277,8 @@ class EncoderClassifier(nn.Module):
     ``frozen``: the encoders get no gradient and stay in eval mode whatever ``train()`` is called with, so their
     batch-norm statistics never move and dropout is off (the linear protocol). Otherwise everything trains
     (fine-tuning). ``feature_norm="batchnorm"``: each view's embedding passes a batch norm without scale and shift
-    before its classifier (:class:`ProtocolOptions`). Inputs are ``{view: [N, M, T, V, C]}`` batches (:class:`~skelact.data.multiview.MultiViewDataset`).
+    before its classifier (:class:`ProtocolOptions`). Inputs are ``{view: [N, M, T, V, C]}`` batches
+    (:class:`~skelact.data.multiview.MultiViewDataset`).
     """
 
     def __init__(self, encoders: Mapping[str, nn.Module], num_classes: int, *, frozen: bool,
