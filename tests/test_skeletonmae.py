@@ -103,6 +103,14 @@ def test_loss_by_hand_and_blind_to_unmasked_joints():
     assert zg.grad[0, 3].abs().sum() == 0 and zg.grad[0, 1].abs().sum() > 0
 
 
+def tiny_mae(layout="nw_ucla20", regions=("right_arm", "right_leg"), **settings) -> SkeletonMAEMethod:
+    torch.manual_seed(0)
+    encoder = SkeletonGIN(num_classes=10, layout=layout, in_channels=3, hidden_channels=8)
+    lay = get_layout(layout)
+    return SkeletonMAEMethod({"joint": MaskedGraphAutoencoder(encoder)}, masker_of(lay, regions=list(regions)),
+                             **settings)
+
+
 def test_bone_target_compares_each_masked_joint_minus_its_parent_and_skips_the_root():
     """``target: bones`` (ours): the reconstruction of a masked joint is compared with the joint minus its parent
     in the layout's tree; the centre has no bone and is no target. Checked with a fixed reconstruction against a
@@ -112,9 +120,7 @@ def test_bone_target_compares_each_masked_joint_minus_its_parent_and_skips_the_r
     x = torch.randn(1, 1, 3, 20, 3, generator=gen)
     z = torch.randn(1, 1, 3, 20, 3, generator=gen)
     for regions in (["right_arm", "right_leg"], ["torso"]):
-        method = SkeletonMAEMethod({"joint": MaskedGraphAutoencoder(
-            SkeletonGIN(num_classes=10, layout="nw_ucla20", in_channels=3, hidden_channels=8))},
-            masker_of(lay, regions=regions), target="bones", parents=lay.parents)
+        method = tiny_mae(regions=regions, target="bones", parents=lay.parents)
         method.views["joint"].forward = lambda x_, mask_: z  # the reconstruction is fixed: only the target acts
         hidden = [v for part in regions for v in dict(lay.parts)[part] if v != lay.center]
         expected = 0.0
@@ -127,9 +133,7 @@ def test_bone_target_compares_each_masked_joint_minus_its_parent_and_skips_the_r
         # moving the whole body moves no bone; the coordinates' target would change
         shifted, _, _ = method.training_step({"x": {"joint": x + torch.tensor([5.0, -2.0, 1.0])}})
         assert shifted.item() == pytest.approx(loss.item(), rel=1e-5)
-    coordinates = SkeletonMAEMethod({"joint": MaskedGraphAutoencoder(
-        SkeletonGIN(num_classes=10, layout="nw_ucla20", in_channels=3, hidden_channels=8))},
-        masker_of(lay, regions=["right_arm"]))
+    coordinates = tiny_mae(regions=["right_arm"])
     coordinates.views["joint"].forward = lambda x_, mask_: z
     assert coordinates.training_step({"x": {"joint": x + 5.0}})[0].item() != pytest.approx(
         coordinates.training_step({"x": {"joint": x}})[0].item(), rel=1e-3)
@@ -152,12 +156,6 @@ def test_gin_layer_by_hand():
     assert torch.allclose(layer(h, a), expected)
 
 
-def tiny_mae(layout="nw_ucla20", **settings) -> SkeletonMAEMethod:
-    torch.manual_seed(0)
-    encoder = SkeletonGIN(num_classes=10, layout=layout, in_channels=3, hidden_channels=8)
-    lay = get_layout(layout)
-    return SkeletonMAEMethod({"joint": MaskedGraphAutoencoder(encoder)},
-                             masker_of(lay, regions=["right_arm", "right_leg"]), **settings)
 
 
 def test_decoder_sees_only_the_encoder_output():
