@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,30 @@ trainer_module.build_trainer = lambda cfg, run_dir, *, callbacks=(), **kw: real(
 sys.exit(main(sys.argv[1:]))
 """
 
+# The same, but the run pauses after its first training step (holding its run directory) until the file GO_FILE
+# exists, announcing the pause by creating PAUSED_FILE: a second writer then meets a training in progress every
+# time, however slowly either process starts.
+PAUSED_AFTER_FIRST_STEP = """
+import os, sys, time
+from pathlib import Path
+import lightning as L
+import skelact.engine.trainer as trainer_module
+from skelact.cli import main
+
+class PauseAfterFirstStep(L.Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == 1:
+            Path(os.environ["PAUSED_FILE"]).touch()
+            deadline = time.monotonic() + 150
+            while not Path(os.environ["GO_FILE"]).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+real = trainer_module.build_trainer
+trainer_module.build_trainer = lambda cfg, run_dir, *, callbacks=(), **kw: real(
+    cfg, run_dir, callbacks=[*callbacks, PauseAfterFirstStep()], **kw)
+sys.exit(main(sys.argv[1:]))
+"""
+
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory) -> Path:
@@ -152,19 +177,28 @@ def test_kill_9_at_a_random_step_then_resume_is_bit_exact(num_workers, straight,
 
 def test_two_trainings_into_one_run_directory(tmp_path):
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "skelact", "train", str(CONFIG), "epochs=1", *tiny(), "--run-dir", str(run)]
-    processes = [subprocess.Popen([*command, f"seed={seed}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for seed in (11, 12)]
-    results = [(p, *p.communicate(timeout=180)) for p in processes]
-    codes = sorted(p.returncode for p, _, _ in results)
-    assert codes == [0, 2], [err[-1500:] for _, _, err in results]
-    winner, loser = sorted(results, key=lambda r: r[0].returncode)
-    line = loser[2].strip().splitlines()[-1]
-    assert "Traceback" not in loser[2]
-    assert line.startswith(f"skelact: error: {run}: run directory: in use by process {winner[0].pid} "), line
+    args = ["train", str(CONFIG), "epochs=1", *tiny(), "--run-dir", str(run)]
+    paused, go, winner_log = tmp_path / "paused", tmp_path / "go", tmp_path / "winner.err"
+    # the first writer's output goes to a file: a pipe nobody reads while it waits could fill and stall it
+    with open(winner_log, "w") as stderr:
+        winner = subprocess.Popen([sys.executable, "-c", PAUSED_AFTER_FIRST_STEP, *args, "seed=11"],
+                                  env={**os.environ, "PAUSED_FILE": str(paused), "GO_FILE": str(go)},
+                                  stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        while not paused.exists():  # wait until the first writer is mid-epoch, its run directory held
+            assert winner.poll() is None, winner_log.read_text()[-1500:]
+            time.sleep(0.05)
+        loser = subprocess.run([sys.executable, "-m", "skelact", *args, "seed=12"], capture_output=True, text=True,
+                               timeout=180)
+    finally:
+        go.touch()
+    winner.wait(timeout=180)
+    assert (winner.returncode, loser.returncode) == (0, 2), (winner_log.read_text()[-1500:], loser.stderr[-1500:])
+    assert "Traceback" not in loser.stderr
+    line = loser.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"skelact: error: {run}: run directory: in use by process {winner.pid} "), line
     # the directory is the winner's alone: its config, one start in the log, one epoch of metrics, its checkpoint
-    seed = int(winner[0].args[-1].removeprefix("seed="))
-    assert f"\nseed: {seed}\n" in "\n" + (run / "config.yaml").read_text()
+    assert "\nseed: 11\n" in "\n" + (run / "config.yaml").read_text()
     log = (run / "train.log").read_text()
     assert log.count(f"] run {run}") == 1 and log.count("test (last checkpoint") == 1
     rows = (run / "csv" / "metrics.csv").read_text().splitlines()[1:]
