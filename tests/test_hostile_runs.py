@@ -185,14 +185,15 @@ def test_two_trainings_into_one_run_directory(tmp_path):
                                   env={**os.environ, "PAUSED_FILE": str(paused), "GO_FILE": str(go)},
                                   stdout=subprocess.DEVNULL, stderr=stderr)
     try:
+        deadline = time.monotonic() + 180
         while not paused.exists():  # wait until the first writer is mid-epoch, its run directory held
-            assert winner.poll() is None, winner_log.read_text()[-1500:]
+            assert winner.poll() is None and time.monotonic() < deadline, winner_log.read_text()[-1500:]
             time.sleep(0.05)
         loser = subprocess.run([sys.executable, "-m", "skelact", *args, "seed=12"], capture_output=True, text=True,
                                timeout=180)
     finally:
         go.touch()
-    winner.wait(timeout=180)
+        winner.wait(timeout=180)
     assert (winner.returncode, loser.returncode) == (0, 2), (winner_log.read_text()[-1500:], loser.stderr[-1500:])
     assert "Traceback" not in loser.stderr
     line = loser.stderr.strip().splitlines()[-1]
