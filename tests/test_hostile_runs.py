@@ -89,48 +89,43 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert ma == mb
 
 
-# Runs the real `skelact` command line in a fresh process that SIGKILLs itself when training step KILL_AT_STEP has
-# ended: the hook is this test's own (a callback added to the run's Trainer), nothing in skelact knows about it.
-KILLED_AT_STEP = """
-import os, signal, sys
-import lightning as L
-import skelact.engine.trainer as trainer_module
-from skelact.cli import main
-
-class KillAtStep(L.Callback):
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.global_step == int(os.environ["KILL_AT_STEP"]):
-            os.kill(os.getpid(), signal.SIGKILL)
-
-real = trainer_module.build_trainer
-trainer_module.build_trainer = lambda cfg, run_dir, *, callbacks=(), **kw: real(
-    cfg, run_dir, callbacks=[*callbacks, KillAtStep()], **kw)
-sys.exit(main(sys.argv[1:]))
-"""
-
-# The same, but the run pauses after its first training step (holding its run directory) until the file GO_FILE
-# exists, announcing the pause by creating PAUSED_FILE: a second writer then meets a training in progress every
-# time, however slowly either process starts.
-PAUSED_AFTER_FIRST_STEP = """
-import os, sys, time
+def cli_with_callback(callback: str) -> str:
+    """A ``python -c`` script that runs the real `skelact` command line with the Lightning callback class ``Hook``
+    (defined in ``callback``) added to the run's Trainer: the hook is the test's own, nothing in skelact knows it."""
+    return f"""
+import os, signal, sys, time
 from pathlib import Path
 import lightning as L
 import skelact.engine.trainer as trainer_module
 from skelact.cli import main
+{callback}
+real = trainer_module.build_trainer
+trainer_module.build_trainer = lambda cfg, run_dir, *, callbacks=(), **kw: real(
+    cfg, run_dir, callbacks=[*callbacks, Hook()], **kw)
+sys.exit(main(sys.argv[1:]))
+"""
 
-class PauseAfterFirstStep(L.Callback):
+
+# SIGKILLs its own process when training step KILL_AT_STEP has ended
+KILLED_AT_STEP = cli_with_callback("""
+class Hook(L.Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == int(os.environ["KILL_AT_STEP"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+# pauses after the first training step (holding its run directory) until the file GO_FILE exists, announcing the
+# pause by creating PAUSED_FILE: a second writer then meets a training in progress every time, however slowly
+# either process starts
+PAUSED_AFTER_FIRST_STEP = cli_with_callback("""
+class Hook(L.Callback):
     def on_train_batch_end(self, trainer, *args):
         if trainer.global_step == 1:
             Path(os.environ["PAUSED_FILE"]).touch()
             deadline = time.monotonic() + 150
             while not Path(os.environ["GO_FILE"]).exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
-
-real = trainer_module.build_trainer
-trainer_module.build_trainer = lambda cfg, run_dir, *, callbacks=(), **kw: real(
-    cfg, run_dir, callbacks=[*callbacks, PauseAfterFirstStep()], **kw)
-sys.exit(main(sys.argv[1:]))
-"""
+""")
 
 
 @pytest.fixture(scope="module")
