@@ -203,6 +203,29 @@ def test_two_trainings_into_one_run_directory(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["epoch"] == 1
 
 
+def test_commands_started_in_the_same_second_get_different_default_run_directories(tmp_path, monkeypatch):
+    """Two evaluations of one pre-training run started together used to pick the same default name (the second then
+    failed on the first's lock): each call must now claim its own directory, also from threads racing."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import datetime
+
+    import skelact.engine.runs as runs
+
+    class FrozenClock:
+        @staticmethod
+        def now():
+            return datetime(2026, 12, 7, 18, 18, 30)
+
+    monkeypatch.setattr(runs, "datetime", FrozenClock)
+    first, second = runs.new_run_dir("exp", tmp_path), runs.new_run_dir("exp", tmp_path)
+    assert (first.name, second.name) == ("exp-20261207-181830", "exp-20261207-181830-2")
+    assert first.is_dir() and second.is_dir()
+    with ThreadPoolExecutor(8) as pool:
+        raced = list(pool.map(lambda _: runs.new_run_dir("exp", tmp_path), range(16)))
+    assert len(set(raced)) == 16 and all(p.is_dir() for p in raced)
+    assert {p.name for p in raced} == {f"exp-20261207-181830-{k}" for k in range(3, 19)}
+
+
 def test_test_resume_and_pretrain_are_refused_while_a_run_directory_is_held(capsys, tmp_path):
     run = tmp_path / "run"
     assert main(["train", str(CONFIG), "epochs=1", *tiny(), "--run-dir", str(run)]) == 0

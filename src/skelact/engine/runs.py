@@ -86,14 +86,22 @@ class RunLog:
 
 
 def new_run_dir(experiment: str, parent: str | PathLike = "runs") -> Path:
-    """``runs/<experiment>-<YYYYmmdd-HHMMSS>`` under the current directory (a numeric suffix if taken)."""
+    """``runs/<experiment>-<YYYYmmdd-HHMMSS>`` under the current directory (a numeric suffix if taken), created here.
+
+    Created, not only named: two commands started in the same second (two protocols on one pre-training run, say)
+    would otherwise both pick the free name, and the second would then find it locked by the first. ``mkdir``
+    without ``exist_ok`` is atomic, so exactly one process claims each name."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(parent) / f"{experiment}-{stamp}"
+    base.parent.mkdir(parents=True, exist_ok=True)
     candidate, k = base, 1
-    while candidate.exists():
-        k += 1
-        candidate = base.with_name(f"{base.name}-{k}")
-    return candidate
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            k += 1
+            candidate = base.with_name(f"{base.name}-{k}")
 
 
 def checked_run_dir(run_dir: str | PathLike) -> Path:
